@@ -1,0 +1,40 @@
+"""vae_keras: variational autoencoders for Keras 3, on TensorFlow, JAX and PyTorch.
+
+The public API:
+
+- `Sampling` (layer) and `sampling` (function for `keras.layers.Lambda`): the
+  reparameterization trick.
+- `kl_divergence` and `VAELoss`: the two terms of the negative ELBO.
+- `VAE` and `CVAE`: models that train with `compile(optimizer=...)` and `fit`.
+- `build_mlp_encoder`, `build_mlp_decoder`, `build_conv_encoder`,
+  `build_conv_decoder`: the architectures used in the notebooks.
+- `datasets` (`load_mnist`, `load_fashion_mnist`) and `plotting`.
+"""
+
+from vae_keras import datasets, plotting
+from vae_keras.builders import (
+    build_conv_decoder,
+    build_conv_encoder,
+    build_mlp_decoder,
+    build_mlp_encoder,
+)
+from vae_keras.layers import Sampling, sampling
+from vae_keras.losses import VAELoss, kl_divergence
+from vae_keras.models import CVAE, VAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sampling",
+    "sampling",
+    "kl_divergence",
+    "VAELoss",
+    "VAE",
+    "CVAE",
+    "build_mlp_encoder",
+    "build_mlp_decoder",
+    "build_conv_encoder",
+    "build_conv_decoder",
+    "datasets",
+    "plotting",
+]

@@ -1,0 +1,227 @@
+"""Encoders and decoders for 28x28x1 images: an MLP pair and a convolutional pair.
+
+Each builder returns a functional `keras.Model`. With `num_classes` set, the
+model takes a one-hot label as a second input, as `CVAE` expects: encoders take
+`[images, one_hot_labels]`, decoders `[z, one_hot_labels]`. In the conditional
+decoders the label is fed to every hidden layer, not only the first, so the
+decoder cannot easily learn to ignore it in favour of z; that keeps generated
+digits faithful to the requested label.
+"""
+
+import keras
+from keras import layers
+
+__all__ = [
+    "build_mlp_encoder",
+    "build_mlp_decoder",
+    "build_conv_encoder",
+    "build_conv_decoder",
+]
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def _check_positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer; received {value!r}")
+    return value
+
+
+def _check_common(latent_dim, num_classes, units, what):
+    _check_positive_int(latent_dim, "latent_dim")
+    if num_classes is not None:
+        _check_positive_int(num_classes, "num_classes")
+    for unit in units:
+        _check_positive_int(unit, what)
+
+
+def _inputs(shape, num_classes, name):
+    main = keras.Input(shape=shape, name=name)
+    if num_classes is None:
+        return main, None, main
+    label = keras.Input(shape=(num_classes,), name="label")
+    return main, label, [main, label]
+
+
+def _with_label(x, label):
+    return x if label is None else layers.Concatenate()([x, label])
+
+
+def _latent_heads(x, latent_dim):
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    return [z_mean, z_log_var]
+
+
+def build_mlp_encoder(
+    latent_dim=2, hidden_units=(512,), num_classes=None, input_shape=IMAGE_SHAPE, name="encoder"
+):
+    """MLP encoder: flatten, Dense+ReLU layers, then two Dense heads.
+
+    Args:
+        latent_dim: Width of `z_mean` and `z_log_var`.
+        hidden_units: Units of the hidden Dense layers, in order.
+        num_classes: If set, a second input takes a one-hot label, concatenated
+            with the flattened image.
+        input_shape: Shape of one image.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images (or `[images, labels]`) to
+        `[z_mean, z_log_var]`.
+
+    Example:
+
+    >>> import vae_keras as vk
+    >>> encoder = vk.build_mlp_encoder(latent_dim=2)
+    >>> [tuple(t.shape) for t in encoder.outputs]
+    [(None, 2), (None, 2)]
+    """
+    hidden_units = tuple(hidden_units)
+    _check_common(latent_dim, num_classes, hidden_units, "hidden_units")
+    images, label, inputs = _inputs(input_shape, num_classes, "images")
+    x = _with_label(layers.Flatten()(images), label)
+    for units in hidden_units:
+        x = layers.Dense(units, activation="relu")(x)
+    return keras.Model(inputs, _latent_heads(x, latent_dim), name=name)
+
+
+def build_mlp_decoder(
+    latent_dim=2, hidden_units=(512,), num_classes=None, output_shape=IMAGE_SHAPE, name="decoder"
+):
+    """MLP decoder: Dense+ReLU layers, then a sigmoid Dense reshaped to images.
+
+    Args:
+        latent_dim: Width of z.
+        hidden_units: Units of the hidden Dense layers, in order (mirror the
+            encoder's by passing them reversed).
+        num_classes: If set, a second input takes a one-hot label, concatenated
+            with z and with the output of every hidden layer.
+        output_shape: Shape of one image.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping z (or `[z, labels]`) to pixel probabilities.
+
+    Example:
+
+    >>> import vae_keras as vk
+    >>> tuple(vk.build_mlp_decoder(latent_dim=2).output.shape)
+    (None, 28, 28, 1)
+    """
+    hidden_units = tuple(hidden_units)
+    _check_common(latent_dim, num_classes, hidden_units, "hidden_units")
+    z, label, inputs = _inputs((latent_dim,), num_classes, "z")
+    x = z
+    for units in hidden_units:
+        x = layers.Dense(units, activation="relu")(_with_label(x, label))
+    size = 1
+    for dim in output_shape:
+        size *= dim
+    x = layers.Dense(size, activation="sigmoid")(_with_label(x, label))
+    return keras.Model(inputs, layers.Reshape(output_shape)(x), name=name)
+
+
+def build_conv_encoder(
+    latent_dim=2,
+    filters=(32, 64),
+    dense_units=16,
+    num_classes=None,
+    input_shape=IMAGE_SHAPE,
+    name="encoder",
+):
+    """Convolutional encoder: 3x3 stride-2 Conv2D+ReLU layers, Dense, two heads.
+
+    With the defaults this is the architecture of the keras.io VAE example:
+    Conv2D 32 and 64 (stride 2), Dense 16, latent 2.
+
+    Args:
+        latent_dim: Width of `z_mean` and `z_log_var`.
+        filters: Filters of the stride-2 Conv2D layers, in order.
+        dense_units: Units of the Dense layer before the heads.
+        num_classes: If set, a second input takes a one-hot label: it is tiled
+            as extra image channels and concatenated again before the Dense.
+        input_shape: Shape of one image.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping images (or `[images, labels]`) to
+        `[z_mean, z_log_var]`.
+
+    Example:
+
+    >>> import vae_keras as vk
+    >>> encoder = vk.build_conv_encoder(latent_dim=16)
+    >>> [tuple(t.shape) for t in encoder.outputs]
+    [(None, 16), (None, 16)]
+    """
+    filters = tuple(filters)
+    _check_common(latent_dim, num_classes, filters + (dense_units,), "filters and dense_units")
+    images, label, inputs = _inputs(input_shape, num_classes, "images")
+    x = images
+    if label is not None:
+        height, width = input_shape[0], input_shape[1]
+        tiled = layers.Reshape((height, width, num_classes))(
+            layers.RepeatVector(height * width)(label)
+        )
+        x = layers.Concatenate()([x, tiled])
+    for n_filters in filters:
+        x = layers.Conv2D(n_filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = _with_label(layers.Flatten()(x), label)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    return keras.Model(inputs, _latent_heads(x, latent_dim), name=name)
+
+
+def build_conv_decoder(
+    latent_dim=2,
+    filters=(64, 32),
+    num_classes=None,
+    output_shape=IMAGE_SHAPE,
+    name="decoder",
+):
+    """Convolutional decoder mirroring `build_conv_encoder`.
+
+    Dense to a (h/2^k, w/2^k, filters[0]) map, then 3x3 stride-2
+    Conv2DTranspose+ReLU layers, then a sigmoid Conv2DTranspose to the image
+    channels. Image height and width must be divisible by `2 ** len(filters)`.
+
+    Args:
+        latent_dim: Width of z.
+        filters: Filters of the stride-2 Conv2DTranspose layers, in order
+            (the encoder's, reversed).
+        num_classes: If set, a second input takes a one-hot label: it is
+            concatenated with z and tiled as extra channels of the first map.
+        output_shape: Shape of one image.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping z (or `[z, labels]`) to pixel probabilities.
+
+    Example:
+
+    >>> import vae_keras as vk
+    >>> tuple(vk.build_conv_decoder(latent_dim=2).output.shape)
+    (None, 28, 28, 1)
+    """
+    filters = tuple(filters)
+    _check_common(latent_dim, num_classes, filters, "filters")
+    height, width, channels = output_shape
+    factor = 2 ** len(filters)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"build_conv_decoder: image size {height}x{width} is not divisible by "
+            f"2**len(filters) = {factor}"
+        )
+    small = (height // factor, width // factor)
+    z, label, inputs = _inputs((latent_dim,), num_classes, "z")
+    x = layers.Dense(small[0] * small[1] * filters[0], activation="relu")(_with_label(z, label))
+    x = layers.Reshape((small[0], small[1], filters[0]))(x)
+    if label is not None:
+        tiled = layers.Reshape((small[0], small[1], num_classes))(
+            layers.RepeatVector(small[0] * small[1])(label)
+        )
+        x = layers.Concatenate()([x, tiled])
+    for n_filters in filters:
+        x = layers.Conv2DTranspose(n_filters, 3, strides=2, padding="same", activation="relu")(x)
+    outputs = layers.Conv2DTranspose(channels, 3, padding="same", activation="sigmoid")(x)
+    return keras.Model(inputs, outputs, name=name)

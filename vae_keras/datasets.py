@@ -1,0 +1,244 @@
+"""MNIST and Fashion-MNIST loaders that also work offline, from IDX files.
+
+Both loaders return `((x_train, y_train), (x_test, y_test))` with uint8 images
+of shape `(n, 28, 28)` and uint8 labels, like `keras.datasets.mnist.load_data()`.
+
+Where the data comes from, in order:
+
+1. `$VAE_KERAS_DATA_DIR/<name>/` when the environment variable
+   `VAE_KERAS_DATA_DIR` is set: the four files in their original IDX format
+   (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+   `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`), gzipped or not. A
+   folder holding only the 10,000-image test split (`t10k-*`) is split
+   deterministically into 8,000 train / 2,000 test images, every class in both,
+   with a warning that says so.
+2. (Fashion-MNIST only) `/usr/share/datasets/fashion-mnist/`, where Debian's
+   package `dataset-fashion-mnist` installs the official files.
+3. `keras.datasets.<name>.load_data()`, which downloads and caches the data.
+"""
+
+import gzip
+import os
+import warnings
+
+import numpy as np
+
+__all__ = ["load_mnist", "load_fashion_mnist", "read_idx", "DATA_DIR_ENV"]
+
+DATA_DIR_ENV = "VAE_KERAS_DATA_DIR"
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+_IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
+_SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+TEST_ONLY_TRAIN_SIZE = 8000
+
+
+def read_idx(path):
+    """Reads one IDX file (gzipped or not) of unsigned bytes into a NumPy array.
+
+    Args:
+        path: Path of an IDX image file (magic 2051) or label file (magic 2049).
+
+    Returns:
+        A uint8 array of shape `(n, rows, cols)` for images or `(n,)` for labels.
+
+    Raises:
+        ValueError: if the magic number is not 2049 or 2051, or the file size
+            does not match the sizes in its header.
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 8:
+        raise ValueError(f"{path}: not a valid IDX file (only {len(data)} bytes)")
+    magic = int.from_bytes(data[0:4], "big")
+    if magic == _LABELS_MAGIC:
+        dims = [int.from_bytes(data[4:8], "big")]
+    elif magic == _IMAGES_MAGIC:
+        if len(data) < 16:
+            raise ValueError(f"{path}: not a valid IDX image file (header too short)")
+        dims = [int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12)]
+    else:
+        raise ValueError(
+            f"{path}: not a valid IDX file: bad magic number {magic} "
+            f"(expected {_IMAGES_MAGIC} for images or {_LABELS_MAGIC} for labels)"
+        )
+    header = 4 + 4 * len(dims)
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        raise ValueError(
+            f"{path}: IDX file has the wrong size: its header announces {dims} "
+            f"({expected} bytes) but the file holds {len(data)} bytes"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find(folder, stem):
+    for candidate in (stem, stem + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _read_split(folder, split):
+    images_stem, labels_stem = _SPLITS[split]
+    images = read_idx(_find(folder, images_stem))
+    labels = read_idx(_find(folder, labels_stem))
+    if images.ndim != 3 or labels.ndim != 1:
+        raise ValueError(
+            f"{folder}: {images_stem} must hold images and {labels_stem} labels; "
+            f"got arrays of shapes {images.shape} and {labels.shape}"
+        )
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels in the "
+            f"{split} split"
+        )
+    return images, labels
+
+
+def _stratified_split(images, labels, train_size, seed=0):
+    """Deterministic split keeping each class's share (largest remainder rounding)."""
+    n = labels.shape[0]
+    test_size = n - train_size
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = counts * test_size / n
+    per_class = np.floor(quotas).astype(int)
+    remainder = test_size - per_class.sum()
+    order = np.argsort(-(quotas - per_class), kind="stable")
+    per_class[order[:remainder]] += 1
+    rng = np.random.default_rng(seed)
+    test_index = []
+    for cls, k in zip(classes, per_class):
+        members = np.flatnonzero(labels == cls)
+        test_index.append(rng.permutation(members)[:k])
+    test_mask = np.zeros(n, dtype=bool)
+    test_mask[np.concatenate(test_index)] = True
+    train_index = rng.permutation(np.flatnonzero(~test_mask))
+    test_index = rng.permutation(np.flatnonzero(test_mask))
+    return (images[train_index], labels[train_index]), (images[test_index], labels[test_index])
+
+
+def _load_folder(folder, name):
+    """Loads a folder of IDX files; returns (data, description) or raises."""
+    has_train = all(_find(folder, stem) for stem in _SPLITS["train"])
+    has_test = all(_find(folder, stem) for stem in _SPLITS["test"])
+    if has_train and has_test:
+        train, test = _read_split(folder, "train"), _read_split(folder, "test")
+        description = (
+            f"{name} from IDX files in {folder}: "
+            f"{len(train[1]):,} train / {len(test[1]):,} test images"
+        )
+        return (train, test), description
+    if has_test:
+        images, labels = _read_split(folder, "test")
+        train, test = _stratified_split(images, labels, TEST_ONLY_TRAIN_SIZE)
+        description = (
+            f"offline {name}: only the official test split ({len(labels):,} images) is in "
+            f"{folder}; split {len(train[1]):,} train / {len(test[1]):,} test"
+        )
+        warnings.warn(description, UserWarning, stacklevel=3)
+        return (train, test), description
+    expected = ", ".join(s + "[.gz]" for stems in _SPLITS.values() for s in stems)
+    raise FileNotFoundError(
+        f"{folder} does not hold the {name} files. Expected the IDX files {expected} "
+        f"(at least the two t10k-* files). Put them there, or unset {DATA_DIR_ENV} "
+        f"to download {name} with keras.datasets."
+    )
+
+
+def _load(name, keras_name, extra_folders=(), return_info=False):
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        folder = os.path.join(data_dir, name)
+        data, description = _load_folder(folder, name)
+        source = "idx"
+    else:
+        folder = next(
+            (f for f in extra_folders if os.path.isdir(f) and _find(f, _SPLITS["test"][0])), None
+        )
+        if folder is not None:
+            data, description = _load_folder(folder, name)
+            source = "idx"
+        else:
+            data, description = _load_keras(name, keras_name)
+            source = "keras"
+    if return_info:
+        (x_train, _), (x_test, _) = data
+        info = {
+            "source": source,
+            "description": description,
+            "n_train": int(x_train.shape[0]),
+            "n_test": int(x_test.shape[0]),
+        }
+        return data, info
+    return data
+
+
+def _load_keras(name, keras_name):
+    import keras
+
+    try:
+        data = getattr(keras.datasets, keras_name).load_data()
+    except Exception as error:  # no network, a broken cache, ...
+        raise RuntimeError(
+            f"Could not load {name}: keras.datasets.{keras_name}.load_data() failed "
+            f"({type(error).__name__}: {error}). Either connect to the internet so Keras can "
+            f"download it, or set {DATA_DIR_ENV} to a folder whose '{name}/' subfolder "
+            "holds the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not)."
+        ) from error
+    (x_train, _), (x_test, _) = data
+    description = (
+        f"{name} from keras.datasets (download cache): "
+        f"{len(x_train):,} train / {len(x_test):,} test images"
+    )
+    return data, description
+
+
+def load_mnist(return_info=False):
+    """Loads MNIST as `((x_train, y_train), (x_test, y_test))`, uint8.
+
+    Reads `$VAE_KERAS_DATA_DIR/mnist/` when `VAE_KERAS_DATA_DIR` is set (see the
+    module docstring), otherwise `keras.datasets.mnist.load_data()`.
+
+    Args:
+        return_info: Also return a dict with the `source` (`"idx"` or
+            `"keras"`), a one-line `description`, `n_train` and `n_test`.
+
+    Returns:
+        The data, and the info dict when `return_info=True`.
+
+    Raises:
+        FileNotFoundError: `VAE_KERAS_DATA_DIR` is set but its `mnist/` folder
+            lacks the IDX files.
+        ValueError: a file there is not valid IDX.
+        RuntimeError: no folder is set and the download fails.
+
+    Example:
+
+    >>> import vae_keras as vk
+    >>> (x_train, y_train), (x_test, y_test) = vk.datasets.load_mnist()  # doctest: +SKIP
+    """
+    return _load("mnist", "mnist", return_info=return_info)
+
+
+def load_fashion_mnist(return_info=False):
+    """Loads Fashion-MNIST as `((x_train, y_train), (x_test, y_test))`, uint8.
+
+    Sources in order: `$VAE_KERAS_DATA_DIR/fashion-mnist/`, then
+    `/usr/share/datasets/fashion-mnist/` (Debian's `dataset-fashion-mnist`,
+    the full 60,000/10,000 set), then `keras.datasets.fashion_mnist`.
+
+    Args:
+        return_info: Also return the info dict described in `load_mnist`.
+    """
+    return _load(
+        "fashion-mnist",
+        "fashion_mnist",
+        extra_folders=(DEBIAN_FASHION_MNIST,),
+        return_info=return_info,
+    )

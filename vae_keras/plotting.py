@@ -1,0 +1,245 @@
+"""Matplotlib helpers shared by the notebooks.
+
+Every function returns the matplotlib `Figure` it drew, so a notebook can show
+it and `save_figure` can write it to `images/`. Grids are decoded in one
+batched call to the decoder, never one `predict` per image.
+"""
+
+import os
+from statistics import NormalDist
+
+import numpy as np
+from keras import ops
+
+__all__ = [
+    "image_grid",
+    "plot_latent_scatter",
+    "latent_grid",
+    "decode",
+    "plot_latent_manifold",
+    "plot_history",
+    "save_figure",
+]
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _as_images(images):
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (n, h, w) or (n, h, w, 1); got {images.shape}")
+    return images
+
+
+def image_grid(
+    images, n_cols=10, row_labels=None, titles=None, cell_size=1.0, cmap="gray_r", suptitle=None
+):
+    """Draws images in a grid, row by row, without axes.
+
+    Args:
+        images: Array `(n, h, w)` or `(n, h, w, 1)`.
+        n_cols: Images per row.
+        row_labels: Optional text at the left of each row.
+        titles: Optional text above each image.
+        cell_size: Inches per image.
+        cmap: Matplotlib colormap (`"gray_r"`: dark ink on white paper).
+        suptitle: Optional figure title.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    images = _as_images(images)
+    n = images.shape[0]
+    if n == 0:
+        raise ValueError("image_grid: no images to draw")
+    n_cols = min(n_cols, n)
+    n_rows = -(-n // n_cols)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(cell_size * n_cols, cell_size * n_rows), squeeze=False
+    )
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if i < n:
+            ax.imshow(images[i], cmap=cmap, vmin=0, vmax=max(1.0, float(images.max())))
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=8)
+    if row_labels is not None:
+        for row, label in enumerate(row_labels):
+            axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, alpha=0.6):
+    """Scatters 2-D latent codes coloured by label (first two dimensions if wider).
+
+    Args:
+        z: Array `(n, d)` with `d >= 2`.
+        labels: Integer labels `(n,)`.
+        ax: Optional axes to draw into.
+        title: Optional axes title.
+        class_names: Optional names for the legend, indexed by label.
+        s, alpha: Marker size and opacity.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    z = np.asarray(z)
+    labels = np.asarray(labels).reshape(-1)
+    if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"plot_latent_scatter: expected z of shape (n, >=2) and n labels; "
+            f"got {z.shape} and {labels.shape}"
+        )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 5.5))
+    else:
+        fig = ax.figure
+    cmap = plt.get_cmap("tab10")
+    for cls in np.unique(labels):
+        mask = labels == cls
+        name = class_names[int(cls)] if class_names is not None else str(cls)
+        ax.scatter(z[mask, 0], z[mask, 1], s=s, alpha=alpha, color=cmap(int(cls) % 10), label=name)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.legend(markerscale=4, fontsize=8, loc="best", ncol=2)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def latent_grid(n=20, quantile_range=(0.05, 0.95)):
+    """A 2-D grid of latent points at evenly spaced quantiles of N(0, 1).
+
+    Evenly spaced probabilities mapped through the inverse normal CDF put the
+    grid points where the prior has its mass (Kingma & Welling, 2014, fig. 4).
+
+    Args:
+        n: Points per axis.
+        quantile_range: Lowest and highest probability.
+
+    Returns:
+        `(z, values)`: `z` of shape `(n * n, 2)`, row-major with `z_2`
+        decreasing down the rows and `z_1` increasing along them, and the `n`
+        axis values.
+    """
+    low, high = quantile_range
+    if not 0 < low < high < 1:
+        raise ValueError(f"latent_grid: quantile_range must satisfy 0 < low < high < 1; got {quantile_range}")
+    values = np.array([NormalDist().inv_cdf(p) for p in np.linspace(low, high, n)], dtype="float32")
+    z1, z2 = np.meshgrid(values, values[::-1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=1), values
+
+
+def decode(decoder, z, labels=None, num_classes=None):
+    """Decodes latent codes in one batched call, with one-hot labels if given.
+
+    Args:
+        decoder: A Keras decoder (`z -> images` or `[z, one_hot] -> images`).
+        z: Array `(n, latent_dim)`.
+        labels: Optional class ids `(n,)` (or one id for all) for a conditional
+            decoder.
+        num_classes: Number of classes, needed with `labels`.
+
+    Returns:
+        A NumPy array of images.
+    """
+    z = np.asarray(z, dtype="float32")
+    if labels is None:
+        return ops.convert_to_numpy(decoder(z, training=False))
+    if num_classes is None:
+        raise ValueError("decode: num_classes is needed to one-hot encode labels")
+    labels = np.broadcast_to(np.asarray(labels, dtype="int64"), (z.shape[0],))
+    one_hot = np.eye(num_classes, dtype="float32")[labels]
+    return ops.convert_to_numpy(decoder([z, one_hot], training=False))
+
+
+def plot_latent_manifold(
+    decoder, n=20, label=None, num_classes=None, quantile_range=(0.05, 0.95), ax=None, title=None
+):
+    """Decodes an n x n grid over a 2-D latent space in one call and tiles it.
+
+    Args:
+        decoder: A decoder with a 2-D latent input (conditional if `label`).
+        n: Images per side.
+        label: Class id for a conditional decoder (same label everywhere).
+        num_classes: Number of classes, with `label`.
+        quantile_range: Range of prior quantiles covered by the grid.
+        ax: Optional axes.
+        title: Optional title.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    z, values = latent_grid(n, quantile_range)
+    images = _as_images(decode(decoder, z, labels=label, num_classes=num_classes))
+    h, w = images.shape[1:]
+    canvas = images.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 7))
+    else:
+        fig = ax.figure
+    ax.imshow(canvas, cmap="gray_r", extent=(0, n * w, 0, n * h))
+    ticks = (np.arange(n) + 0.5) * w
+    step = max(1, n // 5)
+    ax.set_xticks(ticks[::step], [f"{v:.1f}" for v in values[::step]])
+    ax.set_yticks(ticks[::step], [f"{v:.1f}" for v in values[::step]])
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_history(history, keys=("loss", "reconstruction_loss", "kl_loss"), title=None):
+    """Plots training (and validation, when present) curves from a `History`.
+
+    Args:
+        history: A `keras.callbacks.History` or its `.history` dict.
+        keys: Metrics to plot, one panel each.
+        title: Optional figure title.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    logs = getattr(history, "history", history)
+    keys = [k for k in keys if k in logs]
+    if not keys:
+        raise ValueError(f"plot_history: none of the requested metrics are in {sorted(logs)}")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        epochs = np.arange(1, len(logs[key]) + 1)
+        ax.plot(epochs, logs[key], marker="o", ms=3, label="train")
+        if "val_" + key in logs:
+            ax.plot(epochs, logs["val_" + key], marker="o", ms=3, label="validation")
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per image")
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, name, directory="images", dpi=110):
+    """Saves a figure as `<directory>/<name>.png` and returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name if name.endswith(".png") else name + ".png")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
