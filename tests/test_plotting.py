@@ -1,0 +1,93 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import vae_keras as vk  # noqa: E402
+from vae_keras import plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+class CountingDecoder:
+    """Wraps a decoder and counts its calls, to prove grids decode in one batch."""
+
+    def __init__(self, decoder):
+        self.decoder, self.calls, self.batch_sizes = decoder, 0, []
+
+    def __call__(self, inputs, training=False):
+        self.calls += 1
+        first = inputs[0] if isinstance(inputs, list) else inputs
+        self.batch_sizes.append(len(first))
+        return self.decoder(inputs, training=training)
+
+
+def test_latent_grid_covers_normal_quantiles():
+    z, values = plotting.latent_grid(5, (0.05, 0.95))  # probabilities 0.05, 0.275, ..., 0.95
+    assert z.shape == (25, 2)
+    np.testing.assert_allclose(values, [-1.644854, -0.597760, 0.0, 0.597760, 1.644854], atol=1e-5)
+    # first row: z_2 at its largest, z_1 increasing along the row
+    np.testing.assert_allclose(z[:5, 1], values[-1])
+    np.testing.assert_allclose(z[:5, 0], values)
+    with pytest.raises(ValueError, match="quantile_range"):
+        plotting.latent_grid(5, (0.0, 1.0))
+
+
+def test_manifold_is_decoded_in_one_batched_call():
+    decoder = CountingDecoder(vk.build_mlp_decoder(2, (8,)))
+    fig = plotting.plot_latent_manifold(decoder, n=20)
+    assert decoder.calls == 1 and decoder.batch_sizes == [400]
+    assert fig.axes[0].get_images()[0].get_array().shape == (560, 560)
+
+
+def test_conditional_manifold_one_call_with_the_label():
+    decoder = CountingDecoder(vk.build_mlp_decoder(2, (8,), num_classes=10))
+    plotting.plot_latent_manifold(decoder, n=4, label=3, num_classes=10)
+    assert decoder.calls == 1 and decoder.batch_sizes == [16]
+    with pytest.raises(ValueError, match="num_classes"):
+        plotting.decode(decoder, np.zeros((2, 2)), labels=[1, 2])
+
+
+def test_image_grid_layout():
+    fig = plotting.image_grid(np.random.default_rng(0).random((12, 28, 28, 1)), n_cols=5)
+    assert len(fig.axes) == 15  # 3 rows of 5, the last three empty
+    assert sum(1 for ax in fig.axes if ax.get_images()) == 12
+    with pytest.raises(ValueError, match="expected images"):
+        plotting.image_grid(np.zeros((3, 4)))
+
+
+def test_latent_scatter_colours_each_label():
+    rng = np.random.default_rng(1)
+    fig = plotting.plot_latent_scatter(rng.normal(size=(90, 2)), np.arange(90) % 3, title="z")
+    assert len(fig.axes[0].collections) == 3
+    with pytest.raises(ValueError, match="expected z"):
+        plotting.plot_latent_scatter(rng.normal(size=(5, 1)), np.zeros(5))
+
+
+def test_history_plot_has_train_and_validation_curves():
+    logs = {
+        "loss": [3.0, 2.0],
+        "reconstruction_loss": [2.5, 1.5],
+        "kl_loss": [0.5, 0.5],
+        "val_loss": [3.1, 2.2],
+    }
+    fig = plotting.plot_history(logs)
+    assert len(fig.axes) == 3
+    assert len(fig.axes[0].get_lines()) == 2 and len(fig.axes[1].get_lines()) == 1
+    with pytest.raises(ValueError, match="none of the requested metrics"):
+        plotting.plot_history({"accuracy": [1.0]})
+
+
+def test_save_figure_writes_png(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = plotting.save_figure(fig, "line", tmp_path)
+    with open(path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
