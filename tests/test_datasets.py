@@ -47,7 +47,10 @@ def _make_folder(root, name, splits=("train", "test"), gz=True, n=(60, 50)):
 def test_load_mnist_reads_idx_files(tmp_path, monkeypatch, gz):
     _, data = _make_folder(tmp_path, "mnist", gz=gz)
     monkeypatch.setenv("VAE_KERAS_DATA_DIR", str(tmp_path))
-    (x_train, y_train), (x_test, y_test), = datasets.load_mnist()
+    (
+        (x_train, y_train),
+        (x_test, y_test),
+    ) = datasets.load_mnist()
     np.testing.assert_array_equal(x_train, data["train"][0])
     np.testing.assert_array_equal(y_train, data["train"][1])
     np.testing.assert_array_equal(x_test, data["test"][0])

@@ -1,5 +1,5 @@
-import numpy as np
 import keras
+import numpy as np
 import pytest
 from keras import layers, ops
 
@@ -23,7 +23,10 @@ def _bars(n=240, seed=0):
 
 def _vae(beta=1.0, seed=0, hidden=(32,)):
     return vk.VAE(
-        vk.build_mlp_encoder(LATENT, hidden), vk.build_mlp_decoder(LATENT, hidden), beta=beta, seed=seed
+        vk.build_mlp_encoder(LATENT, hidden),
+        vk.build_mlp_decoder(LATENT, hidden),
+        beta=beta,
+        seed=seed,
     )
 
 
@@ -155,9 +158,7 @@ def test_cvae_save_and_load(tmp_path):
     restored = _roundtrip(cvae, tmp_path, "cvae.keras")
     assert isinstance(restored, vk.CVAE) and restored.num_classes == CLASSES
     labels = np.array([0, 1, 2, 2])
-    np.testing.assert_array_equal(
-        restored.generate(labels, seed=3), cvae.generate(labels, seed=3)
-    )
+    np.testing.assert_array_equal(restored.generate(labels, seed=3), cvae.generate(labels, seed=3))
 
 
 def test_conv_cvae_save_and_load(tmp_path):
@@ -168,9 +169,7 @@ def test_conv_cvae_save_and_load(tmp_path):
     )
     restored = _roundtrip(cvae, tmp_path, "conv.keras")
     z = np.zeros((3, 4), "float32")
-    np.testing.assert_array_equal(
-        restored.generate([0, 1, 2], z=z), cvae.generate([0, 1, 2], z=z)
-    )
+    np.testing.assert_array_equal(restored.generate([0, 1, 2], z=z), cvae.generate([0, 1, 2], z=z))
 
 
 # ---------------------------------------------------------------- generation
@@ -340,7 +339,9 @@ def test_compile_refuses_a_loss_and_bad_hyperparameters():
 
 def test_gaussian_likelihood_trains():
     x, _ = _bars(n=96)
-    vae = vk.VAE(vk.build_mlp_encoder(2, (16,)), vk.build_mlp_decoder(2, (16,)), likelihood="gaussian")
+    vae = vk.VAE(
+        vk.build_mlp_encoder(2, (16,)), vk.build_mlp_decoder(2, (16,)), likelihood="gaussian"
+    )
     vae.compile(optimizer="adam")
     history = vae.fit(x, epochs=3, batch_size=32, verbose=0).history
     assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]

@@ -94,8 +94,7 @@ def _read_split(folder, split):
         )
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
-            f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels in the "
-            f"{split} split"
+            f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels in the {split} split"
         )
     return images, labels
 

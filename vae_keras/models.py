@@ -8,12 +8,12 @@ compiled training steps the unused output of `call` is pruned, so the forward
 pass runs once per step.
 """
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from vae_keras.layers import Sampling
-from vae_keras.losses import VAELoss, kl_divergence, LIKELIHOODS
+from vae_keras.losses import LIKELIHOODS, VAELoss, kl_divergence
 
 __all__ = ["VAE", "CVAE"]
 
@@ -401,9 +401,13 @@ class CVAE(_LatentVariableModel):
         self, encoder, decoder, num_classes, beta=1.0, seed=None, likelihood="bernoulli", **kwargs
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-            raise ValueError(f"CVAE: num_classes must be a positive integer; received {num_classes!r}")
+            raise ValueError(
+                f"CVAE: num_classes must be a positive integer; received {num_classes!r}"
+            )
         if num_classes < 1:
-            raise ValueError(f"CVAE: num_classes must be a positive integer; received {num_classes}")
+            raise ValueError(
+                f"CVAE: num_classes must be a positive integer; received {num_classes}"
+            )
         self.num_classes = int(num_classes)
         super().__init__(encoder, decoder, beta=beta, seed=seed, likelihood=likelihood, **kwargs)
 
@@ -432,7 +436,9 @@ class CVAE(_LatentVariableModel):
             labels = ops.squeeze(labels, axis=-1)
             shape = shape[:1]
         if len(shape) == 1:
-            return ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype=self.compute_dtype)
+            return ops.one_hot(
+                ops.cast(labels, "int32"), self.num_classes, dtype=self.compute_dtype
+            )
         if len(shape) == 2 and shape[-1] == self.num_classes:
             return ops.cast(labels, self.compute_dtype)
         raise ValueError(
@@ -443,8 +449,7 @@ class CVAE(_LatentVariableModel):
     def _unpack(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(
-                "CVAE: inputs must be a list [images, labels]; "
-                f"received {type(inputs).__name__}"
+                f"CVAE: inputs must be a list [images, labels]; received {type(inputs).__name__}"
             )
         images, labels = inputs
         return images, self._one_hot(labels)
@@ -489,7 +494,9 @@ class CVAE(_LatentVariableModel):
                 )
             return  # a dataset or generator: checked when traced
         if len(x) != 2:
-            raise ValueError(f"CVAE: inputs must be a list [images, labels]; received {len(x)} items")
+            raise ValueError(
+                f"CVAE: inputs must be a list [images, labels]; received {len(x)} items"
+            )
         images, labels = x
         self._check_images(images)
         if _is_array(images) and _is_array(labels):

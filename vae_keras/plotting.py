@@ -138,7 +138,9 @@ def latent_grid(n=20, quantile_range=(0.05, 0.95)):
     """
     low, high = quantile_range
     if not 0 < low < high < 1:
-        raise ValueError(f"latent_grid: quantile_range must satisfy 0 < low < high < 1; got {quantile_range}")
+        raise ValueError(
+            f"latent_grid: quantile_range must satisfy 0 < low < high < 1; got {quantile_range}"
+        )
     values = np.array([NormalDist().inv_cdf(p) for p in np.linspace(low, high, n)], dtype="float32")
     z1, z2 = np.meshgrid(values, values[::-1])
     return np.stack([z1.ravel(), z2.ravel()], axis=1), values
