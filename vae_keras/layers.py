@@ -92,8 +92,9 @@ def sampling(args):
 
     Backends: a function has nowhere to keep a random state, so `eps` is drawn
     with Keras' global seed generator. That trains on TensorFlow and PyTorch. On
-    JAX, `fit` traces the model with `jax.jit`, and unseeded random draws inside
-    a traced function are an error there. Use the `Sampling` layer instead: it
+    JAX, unseeded random draws inside a traced function are an error, and Keras
+    traces the Lambda as soon as it is built (to infer its output shape), so the
+    Lambda route fails there at model construction. Use the `Sampling` layer: it
     owns a `SeedGenerator`, works on all three backends, and its `seed` is saved
     with the model.
 
@@ -105,14 +106,19 @@ def sampling(args):
 
     Example:
 
-    >>> import keras
+    In a functional model (TensorFlow or PyTorch backend):
+
+        z = keras.layers.Lambda(vk.sampling)([z_mean, z_log_var])
+
+    Called directly:
+
+    >>> import numpy as np
     >>> import vae_keras as vk
-    >>> z_mean = keras.Input((2,))
-    >>> z_log_var = keras.Input((2,))
-    >>> z = keras.layers.Lambda(vk.sampling)([z_mean, z_log_var])
+    >>> z = vk.sampling([np.zeros((4, 2)), np.zeros((4, 2))])
     >>> tuple(z.shape)
-    (None, 2)
+    (4, 2)
     """
     z_mean, z_log_var = _check_pair(args, "sampling")
+    z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype)
     return z_mean + ops.exp(0.5 * z_log_var) * epsilon
