@@ -35,6 +35,8 @@ def kl_divergence(z_mean, z_log_var):
     >>> kl = vk.kl_divergence(np.array([[0.0, 1.0]]), np.array([[0.0, 0.0]]))
     >>> float(kl[0])
     0.5
+    >>> str(float(vk.kl_divergence(np.zeros((1, 3)), np.zeros((1, 3)))[0]))
+    '0.0'
     """
     z_mean = ops.convert_to_tensor(z_mean)
     z_log_var = ops.convert_to_tensor(z_log_var)
@@ -48,8 +50,9 @@ def kl_divergence(z_mean, z_log_var):
     dtype = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, float)
     z_mean = ops.cast(z_mean, dtype)
     z_log_var = ops.cast(z_log_var, dtype)
-    terms = 1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)
-    return -0.5 * ops.sum(terms, axis=-1)
+    # The same closed form with the sign folded in, so the prior gives +0.0, not -0.0.
+    terms = ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var
+    return 0.5 * ops.sum(terms, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
