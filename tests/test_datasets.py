@@ -68,8 +68,9 @@ def test_test_split_only_is_split_8000_2000_stratified_with_a_warning(tmp_path, 
     _write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
     _write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
     monkeypatch.setenv("VAE_KERAS_DATA_DIR", str(tmp_path))
-    with pytest.warns(UserWarning, match="8,000 train / 2,000 test"):
+    with pytest.warns(UserWarning, match="8,000 train / 2,000 test") as record:
         (x_train, y_train), (x_test, y_test) = datasets.load_mnist()
+    assert record[0].filename == __file__, "the warning points at the caller's line"
     assert x_train.shape == (8000, 28, 28) and x_test.shape == (2000, 28, 28)
     ids = lambda x: x[:, 0, 0].astype(int) + 256 * x[:, 0, 1].astype(int)  # noqa: E731
     train_ids, test_ids = ids(x_train), ids(x_test)

@@ -2,10 +2,11 @@
 
 Each builder returns a functional `keras.Model`. With `num_classes` set, the
 model takes a one-hot label as a second input, as `CVAE` expects: encoders take
-`[images, one_hot_labels]`, decoders `[z, one_hot_labels]`. In the conditional
-decoders the label is fed to every hidden layer, not only the first, so the
-decoder cannot easily learn to ignore it in favour of z; that keeps generated
-digits faithful to the requested label.
+`[images, one_hot_labels]`, decoders `[z, one_hot_labels]`. The conditional
+MLP decoder feeds the label to every hidden layer, not only the first; the
+convolutional decoder concatenates it with z and tiles it over the first
+feature map. Both make the label hard for the decoder to ignore, though they do
+not guarantee it: notebook 04 measures how well each design obeys its label.
 """
 
 import keras

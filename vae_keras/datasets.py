@@ -139,7 +139,8 @@ def _load_folder(folder, name):
             f"offline {name}: only the official test split ({len(labels):,} images) is in "
             f"{folder}; split {len(train[1]):,} train / {len(test[1]):,} test"
         )
-        warnings.warn(description, UserWarning, stacklevel=3)
+        # stacklevel 4: _load_folder <- _load <- load_mnist <- the caller's line
+        warnings.warn(description, UserWarning, stacklevel=4)
         return (train, test), description
     expected = ", ".join(s + "[.gz]" for stems in _SPLITS.values() for s in stems)
     raise FileNotFoundError(
