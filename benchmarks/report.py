@@ -1,0 +1,328 @@
+"""Renders the results dict of `benchmarks.run` as Markdown."""
+
+import statistics
+
+ARCH_TITLES = {
+    "mlp": "MLP 784-512-2",
+    "conv": "Conv 32-64 (stride 2), Dense 16, latent 2",
+}
+
+
+HELDOUT_NOTE = (
+    "All variants of a table start from the same initial weights (copied from the first). "
+    "The held-out -ELBO column is only a check that they learn alike: it comes from one "
+    "seed, and for the latent-2 convolutional model after a few epochs it moves by tens of "
+    "nats with the sampling seed alone (from the same initial weights, 2 epochs on 12,800 "
+    "Fashion-MNIST images: 291-344 for the reference over three seeds, 293-311 for "
+    "vae_keras), so differences there are not significant."
+)
+
+
+def _f(value, digits=2):
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _settings(s):
+    return f"spe={s['steps_per_execution']}, jit={'on' if s['jit_compile'] else 'off'}"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _meta_line(section):
+    meta = section.get("meta", {})
+    return (
+        f"*Run: `{meta.get('command', 'python -m benchmarks.run')}` ({meta.get('mode', '?')} "
+        f"mode), finished {meta.get('finished', '?')}, "
+        f"{_f(meta.get('wall_s'), 0)} s; load average at the end {meta.get('load_average_at_end', '?')}.*"
+    )
+
+
+def _speed_tables(section, ratio_title):
+    parts = []
+    for block in section["results"]:
+        rows = []
+        for r in block["rows"]:
+            rows.append(
+                [
+                    r["variant"],
+                    _settings(r["settings"]),
+                    _f(r["warmup_epoch_s"]),
+                    _f(r["median_epoch_s"]),
+                    _f(r["images_per_s"], 0),
+                    f"**{r['ratio']:.2f}** ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})",
+                    _f(r["ratio_of_medians"]),
+                    _f(r["heldout_neg_elbo"], 1),
+                ]
+            )
+        parts.append(
+            f"**{block['dataset']}, {ARCH_TITLES[block['arch']]}** "
+            f"({block['rows'][0]['parameters']:,} parameters; {block['rounds']} timed epochs each "
+            "after 1 warm-up epoch)\n\n"
+            + _table(
+                [
+                    "Variant",
+                    "compile settings",
+                    "warm-up epoch (s)",
+                    "median epoch (s)",
+                    "images/s",
+                    f"{ratio_title} (min-max)",
+                    "ratio of medians",
+                    f"held-out -ELBO after {block['rows'][0]['epochs_trained']} epochs",
+                ],
+                rows,
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _speed_summary(section):
+    lines = []
+    for block in section["results"]:
+        by_name = {r["variant"]: r for r in block["rows"]}
+        vk, ref_eq = by_name.get("vae_keras"), by_name.get("reference + vae_keras' settings")
+        if vk is None or ref_eq is None:
+            continue
+        pairs = [a / b for a, b in zip(vk["epoch_s"], ref_eq["epoch_s"]) if b]
+        equal = statistics.median(pairs) if pairs else float("nan")
+        lines.append(
+            f"- {block['dataset']}, {block['arch']}: vae_keras / reference = **{vk['ratio']:.2f}** "
+            f"(each with its defaults); with equal settings ({_settings(vk['settings'])} for both) "
+            f"{equal:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _memory(section):
+    rows = []
+    for r in section["results"]:
+        if "error" in r:
+            rows.append([r["arch"], r["model"], "", "", "", "", "", r["error"]])
+            continue
+        rows.append(
+            [
+                ARCH_TITLES[r["arch"]],
+                r["model"],
+                _settings(r["settings"]),
+                _f(r["rss_before_fit_mib"], 0),
+                _f(r["peak_rss_during_fit_mib"], 0),
+                f"**{_f(r['fit_rss_increase_mib'], 0)}**",
+                _f(r["process_max_rss_mib"], 0),
+                f"{r['dataset']}, {r['steps']} steps",
+            ]
+        )
+    return _table(
+        [
+            "Architecture",
+            "model",
+            "compile settings",
+            "RSS before fit (MiB)",
+            "peak RSS during fit (MiB)",
+            "increase (MiB)",
+            "process peak, VmHWM (MiB)",
+            "data",
+        ],
+        rows,
+    )
+
+
+def _quality(section):
+    parts = []
+    for block in section["results"]:
+        rows = [
+            [
+                r["model"],
+                f"{r['parameters']:,}",
+                _settings(r["settings"]),
+                _f(r["train_wall_s"], 1),
+                _f(r["first_epoch_s"]),
+                _f(r["median_epoch_s"]),
+                f"**{_f(r['heldout_neg_elbo'], 2)}**",
+                _f(r["heldout_reconstruction"], 2),
+                _f(r["heldout_kl"], 2),
+            ]
+            for r in block["rows"]
+        ]
+        parts.append(
+            f"**{block['dataset']}, {block['epochs']} epochs**\n\n"
+            + _table(
+                [
+                    "Model",
+                    "parameters",
+                    "compile settings",
+                    "wall time to get there (s)",
+                    "first epoch (s)",
+                    "median later epoch (s)",
+                    "held-out -ELBO (nats/image)",
+                    "reconstruction",
+                    "KL",
+                ],
+                rows,
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _notebooks(section):
+    runs = section["results"]
+    names = []
+    for run in runs.values():
+        for row in run.get("notebooks", []):
+            if row["notebook"] not in names:
+                names.append(row["notebook"])
+    if not names:
+        return "No notebooks were found in `notebooks/`."
+    modes = [m for m in ("quick", "full") if m in runs]
+    rows = []
+    for name in names:
+        row = [name]
+        for mode in modes:
+            match = [r for r in runs[mode].get("notebooks", []) if r["notebook"] == name]
+            if not match:
+                row.append("not run")
+                continue
+            r = match[0]
+            cell = _f(r["wall_s"], 1)
+            if r["status"] != "ok":
+                cell += f" ({r['status']})"
+            if r.get("retracing_warnings"):
+                cell += f" [{r['retracing_warnings']} tf.function retracing warning(s)]"
+            row.append(cell)
+        rows.append(row)
+    rows.append(["**whole suite**"] + [f"**{_f(runs[m].get('total_s'), 1)}**" for m in modes])
+    header = ["Notebook"] + [
+        "quick settings, VAE_KERAS_QUICK=1 (s)" if m == "quick" else "full settings (s)"
+        for m in modes
+    ]
+    return _table(header, rows)
+
+
+def render(results):
+    m = results["machine"]
+    sections = results.get("sections", {})
+    out = [
+        "# Benchmark results",
+        "",
+        f"Last written by `{results.get('command', 'python -m benchmarks.run')}`; each section "
+        "says which run produced it (see `benchmarks/README.md` for what is measured and how).",
+        "",
+        "## Machine and software",
+        "",
+        _table(
+            ["CPU", "cores", "RAM", "GPU", "load average at start"],
+            [[m["cpu"], m["cores"], f"{m['ram_gib']} GiB", m["gpu"], m["load_average_at_start"]]],
+        ),
+        "",
+        _table(
+            ["Python", "Keras", "TensorFlow", "JAX", "PyTorch", "NumPy", "backend"],
+            [
+                [
+                    m["python"],
+                    m["keras"],
+                    m["tensorflow"],
+                    m["jax"],
+                    m["torch"],
+                    m["numpy"],
+                    m["backend"],
+                ]
+            ],
+        ),
+        "",
+        "The CPU cores are shared with other jobs, so absolute times are noisy; the ratios "
+        "come from runs interleaved epoch by epoch in one process.",
+        "",
+        "GPU: **not measured (no GPU lent)**.",
+    ]
+    if results.get("datasets"):
+        out += ["", "Data:", ""]
+        for d in results["datasets"]:
+            out.append(f"- {d['title']}: {d['source']}")
+            out += [f"  - note: {n}" for n in d["notes"]]
+    if "speed" in sections:
+        out += [
+            "",
+            "## Training speed: vae_keras against a tutorial-style reference",
+            "",
+            _meta_line(sections["speed"]),
+            "",
+            "Batch size 128, Adam(1e-3), same data. *reference*: a `keras.Model` with a "
+            "hand-written `train_step` (`tf.GradientTape`), compiled with Keras' defaults "
+            "(`benchmarks/reference.py`). *vae_keras*: `vk.VAE(...).compile(optimizer=Adam())` "
+            "with the package's defaults. *reference + vae_keras' settings*: the reference "
+            "compiled with the settings vae_keras picked, for an equal-settings comparison. "
+            "Ratio: median over rounds of the epoch time divided by the reference's in the same "
+            "round (below 1 is faster).",
+            "",
+            _speed_summary(sections["speed"]),
+            "",
+            "(Equal settings: the median over rounds of vae_keras' epoch time divided by that "
+            "of *reference + vae_keras' settings* in the same round.)",
+            "",
+            _speed_tables(sections["speed"], "ratio to reference"),
+            "",
+            HELDOUT_NOTE,
+        ]
+    if "ablation" in sections:
+        out += [
+            "",
+            "## What makes it faster: vae_keras under each compile setting",
+            "",
+            _meta_line(sections["ablation"]),
+            "",
+            "Same method as above on a subset; `spe` is `steps_per_execution`, `jit` is XLA "
+            "(`jit_compile`). The first vae_keras row (spe=1, jit off) is Keras' own default on "
+            "a CPU-only TensorFlow, i.e. vae_keras before its defaults were changed.",
+            "",
+            _speed_tables(sections["ablation"], "ratio to reference"),
+            "",
+            HELDOUT_NOTE,
+        ]
+    if "memory" in sections:
+        out += [
+            "",
+            "## Peak memory",
+            "",
+            _meta_line(sections["memory"]),
+            "",
+            "Each model trains in a fresh Python process (`benchmarks/memprobe.py`) with its own "
+            "defaults. *Increase*: the peak resident set size sampled every 5 ms from "
+            "`/proc/self/statm` during `fit`, minus the RSS just before `fit` (data loaded, model "
+            "built and compiled). *VmHWM*: the process' peak RSS over its whole life "
+            "(`/proc/self/status`), including TensorFlow's import and the data loading; "
+            "`ru_maxrss` is not used because on Linux a child inherits its parent's value. "
+            "(`tracemalloc` does not see TensorFlow's allocations.)",
+            "",
+            _memory(sections["memory"]),
+        ]
+    if "quality" in sections:
+        out += [
+            "",
+            "## Quality at a fixed budget: the notebooks' models",
+            "",
+            _meta_line(sections["quality"]),
+            "",
+            "Each model as the notebooks build it, `compile(optimizer=Adam(1e-3))` with the "
+            "package defaults, `fit` with batch size 128 on the whole training split, then "
+            "`evaluate` on the held-out split: the negative ELBO per image in nats (one "
+            "sample of z per image), lower is better. The wall time includes tracing and "
+            "compilation.",
+            "",
+            _quality(sections["quality"]),
+        ]
+    out += ["", "## The tutorial notebooks", ""]
+    if "notebooks" in sections:
+        out += [
+            _meta_line(sections["notebooks"]),
+            "",
+            "Every `notebooks/*.ipynb`, executed in order with nbclient in a temporary copy "
+            "(the committed notebooks are not touched), each in a fresh kernel. Full "
+            "settings are the notebooks' own (their data: MNIST from `VAE_KERAS_DATA_DIR`).",
+            "",
+            _notebooks(sections["notebooks"]),
+        ]
+    else:
+        out.append("Not run (add `--notebooks quick|full|both`).")
+    return "\n".join(out) + "\n"
