@@ -100,6 +100,9 @@ def test_missing_files_name_the_folder_and_both_fixes(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as info:
         datasets.load_mnist()
     message = str(info.value)
+    monkeypatch.setenv("VAE_KERAS_DATA_DIR", str(tmp_path / "no-such-folder"))
+    with pytest.raises(FileNotFoundError, match="no-such-folder"):
+        datasets.load_mnist()  # a named folder that does not exist is an error, not a download
     assert str(tmp_path / "mnist") in message
     assert "t10k-images-idx3-ubyte" in message and "unset VAE_KERAS_DATA_DIR" in message
 
@@ -162,6 +165,11 @@ def test_fashion_mnist_source_order(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_KERAS_DATA_DIR", str(tmp_path / "env"))
     (x_train, _), _ = datasets.load_fashion_mnist()
     np.testing.assert_array_equal(x_train, env_data["train"][0])
+
+    # A data folder without a fashion-mnist/ subfolder falls through to the Debian copy.
+    monkeypatch.setenv("VAE_KERAS_DATA_DIR", str(tmp_path / "only-mnist"))
+    (x_train, _), _ = datasets.load_fashion_mnist()
+    np.testing.assert_array_equal(x_train, debian_data["train"][0])
 
     monkeypatch.delenv("VAE_KERAS_DATA_DIR")
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", str(tmp_path / "nowhere"))

@@ -13,7 +13,9 @@ Where the data comes from, in order:
    deterministically into 8,000 train / 2,000 test images, every class in both,
    with a warning that says so.
 2. (Fashion-MNIST only) `/usr/share/datasets/fashion-mnist/`, where Debian's
-   package `dataset-fashion-mnist` installs the official files.
+   package `dataset-fashion-mnist` installs the official files, when the folder
+   of step 1 is not set or does not exist. A named folder that exists but lacks
+   the files is an error, never silently skipped.
 3. `keras.datasets.<name>.load_data()`, which downloads and caches the data.
 """
 
@@ -152,20 +154,20 @@ def _load_folder(folder, name):
 
 def _load(name, keras_name, extra_folders=(), return_info=False):
     data_dir = os.environ.get(DATA_DIR_ENV)
-    if data_dir:
-        folder = os.path.join(data_dir, name)
+    env_folder = os.path.join(data_dir, name) if data_dir else None
+    installed = [f for f in extra_folders if os.path.isdir(f) and _find(f, _SPLITS["test"][0])]
+    if env_folder and (os.path.isdir(env_folder) or not installed):
+        # The folder the user named comes first; if it is missing or incomplete and
+        # nothing else is installed locally, _load_folder says which files it expected.
+        folder = env_folder
+    else:
+        folder = installed[0] if installed else None
+    if folder is not None:
         data, description = _load_folder(folder, name)
         source = "idx"
     else:
-        folder = next(
-            (f for f in extra_folders if os.path.isdir(f) and _find(f, _SPLITS["test"][0])), None
-        )
-        if folder is not None:
-            data, description = _load_folder(folder, name)
-            source = "idx"
-        else:
-            data, description = _load_keras(name, keras_name)
-            source = "keras"
+        data, description = _load_keras(name, keras_name)
+        source = "keras"
     if return_info:
         (x_train, _), (x_test, _) = data
         info = {
