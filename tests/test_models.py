@@ -345,3 +345,25 @@ def test_gaussian_likelihood_trains():
     vae.compile(optimizer="adam")
     history = vae.fit(x, epochs=3, batch_size=32, verbose=0).history
     assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+
+
+# ------------------------------------------------------------ compile defaults
+
+
+def test_compile_defaults_per_backend_and_kept_as_auto_when_saved(tmp_path, backend):
+    mlp = _vae()
+    mlp.compile(optimizer="adam")
+    conv = vk.VAE(vk.build_conv_encoder(2), vk.build_conv_decoder(2))
+    conv.compile(optimizer="adam")
+    if backend == "tensorflow":  # the CI machines have no GPU: CPU-only TensorFlow
+        assert mlp.steps_per_execution == 32 and mlp.jit_compile is True
+        assert conv.steps_per_execution == 32 and conv.jit_compile is False
+    else:
+        assert mlp.steps_per_execution == 1 and conv.steps_per_execution == 1
+    explicit = _vae()
+    explicit.compile(optimizer="adam", steps_per_execution=1, jit_compile=False)
+    assert explicit.steps_per_execution == 1 and explicit.jit_compile is False
+    config = mlp.get_compile_config()
+    assert config["steps_per_execution"] == "auto" and config["jit_compile"] == "auto"
+    restored = _roundtrip(mlp, tmp_path, "auto.keras")
+    assert restored.steps_per_execution == mlp.steps_per_execution
