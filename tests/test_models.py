@@ -365,5 +365,6 @@ def test_compile_defaults_per_backend_and_kept_as_auto_when_saved(tmp_path, back
     assert explicit.steps_per_execution == 1 and explicit.jit_compile is False
     config = mlp.get_compile_config()
     assert config["steps_per_execution"] == "auto" and config["jit_compile"] == "auto"
+    mlp.fit(_bars(n=32)[0], epochs=1, batch_size=16, verbose=0)  # optimizer slots exist
     restored = _roundtrip(mlp, tmp_path, "auto.keras")
     assert restored.steps_per_execution == mlp.steps_per_execution
