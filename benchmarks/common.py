@@ -8,7 +8,6 @@ import time
 import numpy as np
 
 BATCH_SIZE = 128
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
 # ------------------------------------------------------------------- data
@@ -17,22 +16,16 @@ def _prepare(images):
 
 
 def _fashion(allow_download):
+    """Fashion-MNIST through vae_keras; without `allow_download`, only a local copy."""
     import vae_keras as vk
     from vae_keras import datasets
 
     env = os.environ.get(datasets.DATA_DIR_ENV)
-    env_has_it = bool(env) and os.path.isdir(os.path.join(env, "fashion-mnist"))
-    debian = os.path.isdir(DEBIAN_FASHION_MNIST)
-    if env_has_it or (not env and (debian or allow_download)):
+    local = (env and os.path.isdir(os.path.join(env, "fashion-mnist"))) or os.path.isdir(
+        datasets.DEBIAN_FASHION_MNIST
+    )
+    if local or allow_download:
         return vk.datasets.load_fashion_mnist(return_info=True)
-    if debian:
-        # VAE_KERAS_DATA_DIR is set but has no fashion-mnist/ folder: vae_keras
-        # would not look further, so read Debian's copy with the variable unset.
-        os.environ.pop(datasets.DATA_DIR_ENV)
-        try:
-            return vk.datasets.load_fashion_mnist(return_info=True)
-        finally:
-            os.environ[datasets.DATA_DIR_ENV] = env
     raise FileNotFoundError("no local Fashion-MNIST (Debian package dataset-fashion-mnist)")
 
 

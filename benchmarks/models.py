@@ -42,10 +42,6 @@ def resolved_settings(model):
     }
 
 
-def describe_settings(settings):
-    return f"steps_per_execution={settings['steps_per_execution']}, jit_compile={settings['jit_compile']}"
-
-
 def parameter_count(model):
     return int(model.encoder.count_params() + model.decoder.count_params())
 
