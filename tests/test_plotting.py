@@ -81,8 +81,42 @@ def test_history_plot_has_train_and_validation_curves():
     fig = plotting.plot_history(logs)
     assert len(fig.axes) == 3
     assert len(fig.axes[0].get_lines()) == 2 and len(fig.axes[1].get_lines()) == 1
+    assert [ax.get_title() for ax in fig.axes] == [
+        "loss (reconstruction + β·KL)",
+        "reconstruction term",
+        "KL term",
+    ]
     with pytest.raises(ValueError, match="none of the requested metrics"):
         plotting.plot_history({"accuracy": [1.0]})
+
+
+def test_history_plot_leaves_out_the_first_epoch_so_it_does_not_set_the_scale():
+    logs = {"loss": [500.0, 3.0, 2.0, 1.5, 1.2], "val_loss": [400.0, 3.2, 2.3, 1.9, 1.6]}
+    fig = plotting.plot_history(logs)
+    train, validation = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(train.get_xdata(), [2, 3, 4, 5])
+    np.testing.assert_array_equal(validation.get_ydata(), [3.2, 2.3, 1.9, 1.6])
+    assert fig.axes[0].get_ylim()[1] < 10, "epoch 1 must not set the y-range"
+    everything = plotting.plot_history(logs, skip_epochs=0)
+    assert len(everything.axes[0].get_lines()[0].get_xdata()) == 5
+    short = plotting.plot_history({"loss": [5.0, 4.0, 3.0]})  # 3 epochs: nothing left out
+    assert len(short.axes[0].get_lines()[0].get_xdata()) == 3
+    with pytest.raises(ValueError, match="skip_epochs"):
+        plotting.plot_history(logs, skip_epochs=5)
+
+
+def test_manifold_ticks_label_both_ends_and_evenly_spaced_values():
+    fig = plotting.plot_latent_manifold(vk.build_mlp_decoder(2, (8,)), n=20)
+    ax = fig.axes[0]
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert labels[0] == "-1.64" and labels[-1] == "1.64", labels
+    inner = [float(label.replace("\u2212", "-")) for label in labels[1:-1]]
+    assert inner == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    positions = ax.get_xticks()
+    # ends sit on the centres of the first and last images; 0 sits in the middle
+    np.testing.assert_allclose(positions[[0, -1]], [14, 20 * 28 - 14], atol=1e-3)
+    np.testing.assert_allclose(positions[3], 10 * 28, atol=1e-3)
+    np.testing.assert_allclose(ax.get_yticks(), positions)
 
 
 def test_save_figure_writes_png(tmp_path):

@@ -137,9 +137,11 @@ def _load_folder(folder, name):
     if has_test:
         images, labels = _read_split(folder, "test")
         train, test = _stratified_split(images, labels, TEST_ONLY_TRAIN_SIZE)
+        # Worded without the folder's path: notebooks print this warning, and a
+        # machine's absolute path means nothing to their readers.
         description = (
-            f"offline {name}: only the official test split ({len(labels):,} images) is in "
-            f"{folder}; split {len(train[1]):,} train / {len(test[1]):,} test"
+            f"offline {name}: only the official test split ({len(labels):,} images) is "
+            f"available; split {len(train[1]):,} train / {len(test[1]):,} test"
         )
         # stacklevel 4: _load_folder <- _load <- load_mnist <- the caller's line
         warnings.warn(description, UserWarning, stacklevel=4)

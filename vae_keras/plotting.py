@@ -196,10 +196,18 @@ def plot_latent_manifold(
     else:
         fig = ax.figure
     ax.imshow(canvas, cmap="gray_r", extent=(0, n * w, 0, n * h))
-    ticks = (np.arange(n) + 0.5) * w
-    step = max(1, n // 5)
-    ax.set_xticks(ticks[::step], [f"{v:.1f}" for v in values[::step]])
-    ax.set_yticks(ticks[::step], [f"{v:.1f}" for v in values[::step]])
+    # Ticks at round values of z (and at both ends of the grid), placed where they fall
+    # on the quantile grid: the labels are evenly spaced numbers, their spacing on the
+    # image shows that the grid is denser near the origin.
+    low, high = quantile_range
+    ends = float(values[0]), float(values[-1])
+    inner = [v for v in np.arange(-4.0, 4.01, 0.5) if ends[0] + 0.3 < v < ends[1] - 0.3]
+    tick_values = [ends[0], *inner, ends[1]]
+    cdf = NormalDist().cdf
+    positions = [((cdf(v) - low) / (high - low) * (n - 1) + 0.5) * w for v in tick_values]
+    labels = [f"{v:.2f}" if v in ends else f"{v:g}" for v in tick_values]
+    ax.set_xticks(positions, labels)
+    ax.set_yticks(positions, labels)
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     if title:
@@ -207,13 +215,29 @@ def plot_latent_manifold(
     return fig
 
 
-def plot_history(history, keys=("loss", "reconstruction_loss", "kl_loss"), title=None):
+_METRIC_TITLES = {
+    "loss": "loss (reconstruction + β·KL)",
+    "reconstruction_loss": "reconstruction term",
+    "kl_loss": "KL term",
+    "beta": "β",
+}
+
+
+def plot_history(
+    history, keys=("loss", "reconstruction_loss", "kl_loss"), title=None, skip_epochs=None
+):
     """Plots training (and validation, when present) curves from a `History`.
+
+    The first epoch's loss is usually far above the rest and would set the
+    y-range on its own, hiding the gap between training and validation; so by
+    default the panels start after epoch 1 (when there are more than 3 epochs).
 
     Args:
         history: A `keras.callbacks.History` or its `.history` dict.
         keys: Metrics to plot, one panel each.
         title: Optional figure title.
+        skip_epochs: Number of leading epochs to leave out; `None`: 1 when
+            there are more than 3 epochs, else 0.
 
     Returns:
         The `Figure`.
@@ -223,15 +247,22 @@ def plot_history(history, keys=("loss", "reconstruction_loss", "kl_loss"), title
     keys = [k for k in keys if k in logs]
     if not keys:
         raise ValueError(f"plot_history: none of the requested metrics are in {sorted(logs)}")
+    n_epochs = len(logs[keys[0]])
+    if skip_epochs is None:
+        skip_epochs = 1 if n_epochs > 3 else 0
+    if not 0 <= skip_epochs < n_epochs:
+        raise ValueError(
+            f"plot_history: skip_epochs must be in [0, {n_epochs}); received {skip_epochs}"
+        )
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        epochs = np.arange(1, len(logs[key]) + 1)
-        ax.plot(epochs, logs[key], marker="o", ms=3, label="train")
+        epochs = np.arange(1, len(logs[key]) + 1)[skip_epochs:]
+        ax.plot(epochs, logs[key][skip_epochs:], marker="o", ms=3, label="train")
         if "val_" + key in logs:
-            ax.plot(epochs, logs["val_" + key], marker="o", ms=3, label="validation")
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("nats per image")
+            ax.plot(epochs, logs["val_" + key][skip_epochs:], marker="o", ms=3, label="validation")
+        ax.set_title(_METRIC_TITLES.get(key, key.replace("_", " ")))
+        ax.set_xlabel("epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})")
+        ax.set_ylabel("" if key == "beta" else "nats per image")
         ax.legend()
     if title:
         fig.suptitle(title)
