@@ -5,8 +5,9 @@ Usage:
     python images/make_figures.py              # writes the PNGs next to this script
     python images/make_figures.py --out DIR    # writes them into DIR
 
-Only NumPy and matplotlib (Agg backend) are used, and nothing is random, so the
-same matplotlib version writes the same files every time.
+Only NumPy and matplotlib (Agg backend) are used, and the one random draw (the
+ring figure's normal samples) comes from a fixed seed, so the same matplotlib
+version writes the same files every time.
 
 Figures:
 
@@ -18,6 +19,12 @@ Figures:
   inside the graph, and how z = mu + sigma * eps lets it through (notebook 02).
 - `cvae_vs_vae.png`: a VAE beside a conditional VAE, whose one-hot label y
   enters both the encoder and the decoder (notebook 04).
+- `vae_architecture.png`: the VAE's encoder, the two statistics mu and
+  log sigma^2, the sampling step, the decoder, and where the two terms of the
+  loss attach (notebook 03).
+- `normal_to_ring.png`: samples of a 2-D standard normal, and the same samples
+  pushed through g(z) = z/10 + z/|z|, which lie on a ring (after Doersch, 2016,
+  figure 2; notebook 03).
 """
 
 import argparse
@@ -37,6 +44,8 @@ FIGURES = (
     "forward_vs_reverse_kl.png",
     "reparameterization_trick.png",
     "cvae_vs_vae.png",
+    "vae_architecture.png",
+    "normal_to_ring.png",
 )
 DPI = 120
 
@@ -409,11 +418,132 @@ def cvae_vs_vae(path):
     plt.close(fig)
 
 
+# ---------------------------------------------------------- VAE architecture
+def vae_architecture(path):
+    det_color, input_color, latent_color, loss_color = "#dbe9f6", "#d9f0d3", "#fbd5b5", "#f6e3e3"
+    fig, ax = plt.subplots(figsize=(13, 4.6))
+    ax.set_xlim(0, 13.3)
+    ax.set_ylim(-1.9, 3.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    xs = {"x": 0.6, "enc": 2.7, "stats": 5.3, "z": 7.95, "dec": 10.6, "xhat": 12.6}
+    widths = {"x": 0.9, "enc": 2.1, "stats": 1.9, "z": 2.4, "dec": 2.1, "xhat": 1.1}
+    _box(ax, (xs["x"], 0), "$x$", input_color, width=widths["x"])
+    _box(ax, (xs["enc"], 0), "encoder\n$q_\\phi(z \\mid x)$", det_color, width=2.1, height=1.0)
+    _box(ax, (xs["stats"], 0), r"$\mu,\ \log\sigma^2$", det_color, width=1.9, fontsize=11)
+    _box(
+        ax,
+        (xs["z"], 0),
+        "$z = \\mu + \\sigma \\odot \\epsilon$\n$\\epsilon \\sim \\mathcal{N}(0, I)$",
+        latent_color,
+        width=widths["z"],
+        height=1.0,
+        fontsize=10.5,
+    )
+    _box(ax, (xs["dec"], 0), "decoder\n$p_\\theta(x \\mid z)$", det_color, width=2.1, height=1.0)
+    _box(ax, (xs["xhat"], 0), r"$\hat{x}$", input_color, width=widths["xhat"])
+    order = ["x", "enc", "stats", "z", "dec", "xhat"]
+    for a, b in zip(order[:-1], order[1:], strict=True):
+        _arrow(ax, (xs[a] + widths[a] / 2, 0), (xs[b] - widths[b] / 2, 0))
+    ax.text(xs["xhat"], -0.65, "pixel\nprobabilities", ha="center", va="top", fontsize=9.5)
+    ax.text(
+        xs["stats"], -0.65, "one pair per\nlatent dimension", ha="center", va="top", fontsize=9.5
+    )
+
+    # The two loss terms, attached where their inputs come from.
+    kl_center, rec_center = (xs["stats"], 1.85), (10.75, 1.85)
+    _box(
+        ax,
+        kl_center,
+        "KL term\n$D_{KL}(\\mathcal{N}(\\mu, \\sigma^2)\\,\\|\\,\\mathcal{N}(0, I))$",
+        loss_color,
+        width=3.3,
+        height=1.0,
+        fontsize=10.5,
+    )
+    _box(
+        ax,
+        rec_center,
+        "reconstruction term $-\\log p_\\theta(x \\mid z)$\n"
+        "(binary cross-entropy, summed over pixels)",
+        loss_color,
+        width=4.4,
+        height=1.0,
+        fontsize=10.5,
+    )
+    _arrow(ax, (xs["stats"], 0.4), (kl_center[0], kl_center[1] - 0.5), color=RED, ls="--")
+    _arrow(ax, (xs["xhat"], 0.4), (rec_center[0] + 1.6, rec_center[1] - 0.5), color=RED, ls="--")
+    ax.plot([xs["x"], xs["x"]], [0.4, 2.75], color=RED, ls="--", lw=1.6)
+    ax.plot([xs["x"], rec_center[0] - 1.0], [2.75, 2.75], color=RED, ls="--", lw=1.6)
+    _arrow(ax, (rec_center[0] - 1.0, 2.75), (rec_center[0] - 1.0, 2.35), color=RED, ls="--")
+    ax.text(
+        7.73,
+        1.85,
+        "loss $=$\nreconstruction\n$+\\ \\beta\\cdot$KL",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+        color=RED,
+    )
+    ax.text(
+        6.65,
+        -1.55,
+        "training minimises the loss (the negative ELBO when $\\beta = 1$); "
+        "generating decodes $z \\sim \\mathcal{N}(0, I)$ and needs only the decoder",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+        color=GREY,
+    )
+    fig.tight_layout()
+    fig.savefig(path, **SAVE_KWARGS)
+    plt.close(fig)
+
+
+# ------------------------------------------------------- N(0, I) onto a ring
+def ring_map(z):
+    """Doersch (2016, figure 2): g(z) = z / 10 + z / |z| maps N(0, I) onto a ring."""
+    return z / 10.0 + z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def normal_to_ring(path):
+    z = np.random.default_rng(0).standard_normal((3000, 2))
+    x = ring_map(z)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.6))
+    angle = np.arctan2(z[:, 1], z[:, 0])  # the colour follows each point through g
+    for ax, points, title in (
+        (left, z, r"$z \sim \mathcal{N}(0, I)$"),
+        (right, x, r"$g(z) = z/10 + z/\|z\|$"),
+    ):
+        ax.scatter(points[:, 0], points[:, 1], c=angle, cmap="hsv", s=4, alpha=0.7)
+        ax.set_xlim(-3.2, 3.2)
+        ax.set_ylim(-3.2, 3.2)
+        ax.set_aspect("equal")
+        ax.set_title(title)
+    left.set_xlabel("$z_1$")
+    left.set_ylabel("$z_2$")
+    right.set_xlabel("$x_1$")
+    right.set_ylabel("$x_2$")
+    fig.text(
+        0.5,
+        0.01,
+        "The same 3,000 points before and after one fixed function: "
+        "a round Gaussian blob becomes a ring.",
+        ha="center",
+        fontsize=10.5,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, **SAVE_KWARGS)
+    plt.close(fig)
+
+
 DRAWERS = {
     "kl_bars.png": kl_bars,
     "forward_vs_reverse_kl.png": forward_vs_reverse_kl,
     "reparameterization_trick.png": reparameterization_trick,
     "cvae_vs_vae.png": cvae_vs_vae,
+    "vae_architecture.png": vae_architecture,
+    "normal_to_ring.png": normal_to_ring,
 }
 
 
