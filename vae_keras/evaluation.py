@@ -1,0 +1,480 @@
+"""How good is a trained VAE: importance-sampled log-likelihood and collapse diagnostics.
+
+The ELBO that `fit` and `evaluate` report is a lower bound on `log p(x)`. The
+importance-weighted bound of Burda, Grosse & Salakhutdinov (2016, "Importance
+Weighted Autoencoders"),
+
+    L_K(x) = log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x),   z_k ~ q(z | x),
+
+is the ELBO for `K = 1` (in expectation), never decreases with `K` in
+expectation, and tends to `log p(x)` as `K` grows. `log_likelihood` computes it
+per example, with every normalizing constant, so it is a log-density in nats
+that can be compared across models and likelihoods.
+
+Posterior collapse (latent dimensions that the decoder ignores, whose posterior
+stays at the prior) shows in `kl_per_dimension` and `active_units`.
+`optimize_posterior` fits q's parameters per example with the decoder frozen,
+which separates the amortization gap from the approximation gap (Cremer, Li &
+Duvenaud, 2018, "Inference Suboptimality in Variational Autoencoders").
+
+All functions take a trained `vk.VAE` or `vk.CVAE` first and NumPy-like data
+(for a CVAE, `[images, labels]`); they run on TensorFlow, JAX and PyTorch.
+"""
+
+import math
+import random
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = [
+    "log_importance_weights",
+    "log_likelihood",
+    "kl_per_dimension",
+    "posterior_mean_variance",
+    "active_units",
+    "optimize_posterior",
+]
+
+# Latent codes decoded per decoder call when `batch_size` is None.
+DEFAULT_BATCH_SIZE = 4096
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ------------------------------------------------------------------ checks
+def _positive_int(value, what, where):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {what} must be a positive integer; received {value!r}")
+    return int(value)
+
+
+def _split_inputs(model, x, where):
+    """Checks `x` like `evaluate` does; returns (images, one-hot labels or None) as NumPy."""
+    if not hasattr(model, "_check_inputs") or not hasattr(model, "_unpack"):
+        raise TypeError(f"{where}: model must be a vk.VAE or vk.CVAE; received {type(model)!r}")
+    model._check_inputs(x)
+    if getattr(model, "_conditional", False):
+        images, labels = x
+        if not hasattr(labels, "shape"):
+            labels = np.asarray(labels)
+        _, one_hot = model._unpack([np.zeros((0,) + np.shape(images)[1:], "float32"), labels])
+        condition = ops.convert_to_numpy(one_hot).astype("float32")
+    else:
+        images, condition = x, None
+    if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+        raise ValueError(
+            f"{where}: expected images as a NumPy-like array (datasets and generators are not "
+            f"supported); received {type(images).__name__}"
+        )
+    images = np.asarray(images, dtype="float32")
+    if images.ndim < 2:
+        raise ValueError(
+            f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
+        )
+    return images, condition
+
+
+def _condition_chunk(condition, start, stop):
+    return None if condition is None else condition[start:stop]
+
+
+def _posterior_params(model, images, condition, batch_size, posterior, where):
+    """(z_mean, z_log_var) as float32 NumPy arrays, from the encoder or the caller."""
+    n = images.shape[0]
+    if posterior is not None:
+        if not isinstance(posterior, (list, tuple)) or len(posterior) != 2:
+            raise ValueError(
+                f"{where}: posterior must be a pair (z_mean, z_log_var); "
+                f"received {type(posterior).__name__}"
+            )
+        z_mean, z_log_var = (np.asarray(p, dtype="float32") for p in posterior)
+        if z_mean.shape != z_log_var.shape or z_mean.ndim != 2 or z_mean.shape[0] != n:
+            raise ValueError(
+                f"{where}: posterior z_mean and z_log_var must both have shape (n, latent_dim) "
+                f"with n = {n} images; received {z_mean.shape} and {z_log_var.shape}"
+            )
+        if not (np.all(np.isfinite(z_mean)) and np.all(np.isfinite(z_log_var))):
+            raise ValueError(f"{where}: posterior contains NaN or infinite values")
+        return z_mean, z_log_var
+    means, log_vars = [], []
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        z_mean, z_log_var = model._encode(
+            ops.convert_to_tensor(images[start:stop]),
+            None
+            if condition is None
+            else ops.convert_to_tensor(_condition_chunk(condition, start, stop)),
+            training=False,
+        )
+        means.append(ops.convert_to_numpy(z_mean).astype("float32"))
+        log_vars.append(ops.convert_to_numpy(z_log_var).astype("float32"))
+    if not means:
+        d = model.latent_dim
+        return np.zeros((0, d), "float32"), np.zeros((0, d), "float32")
+    return np.concatenate(means), np.concatenate(log_vars)
+
+
+def _rng(seed, where):
+    if seed is None:
+        # As keras.random.SeedGenerator(None) does: a seed from Python's `random`,
+        # which keras.utils.set_random_seed fixes. NumPy's global state is not used.
+        seed = random.randint(1, 10**9)
+    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{where}: seed must be None or a non-negative integer; received {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+# -------------------------------------------------------- log-likelihood
+def _log_likelihood_given_z(model, images, reconstruction):
+    """log p(x | z) in nats, with all constants; reconstruction has shape (k, b, ...)."""
+    images = ops.cast(images, reconstruction.dtype)[None]
+    axes = tuple(range(2, len(reconstruction.shape)))
+    if model.likelihood == "bernoulli":
+        eps = keras.config.epsilon()
+        p = ops.clip(reconstruction, eps, 1.0 - eps)
+        per_element = images * ops.log(p) + (1.0 - images) * ops.log(1.0 - p)
+        return ops.sum(per_element, axis=axes)
+    sigma = float(model.reconstruction_loss_fn.sigma)
+    size = int(np.prod(images.shape[2:]))
+    squared = ops.sum(ops.square(images - reconstruction), axis=axes)
+    return -squared / (2.0 * sigma**2) - 0.5 * size * math.log(2.0 * math.pi * sigma**2)
+
+
+def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=None, posterior=None):
+    """Log importance weights `log p(x, z_k) - log q(z_k | x)`, shape `(n, num_samples)`.
+
+    The building block of `log_likelihood`: row `i` holds `num_samples` draws
+    `z_k ~ q(z | x_i)` scored as `log p(x_i | z_k) + log p(z_k) - log q(z_k | x_i)`
+    in nats. Their mean over a row is a Monte Carlo estimate of the ELBO of
+    `x_i`; their log-mean-exp is `L_K`. The whole `(n, num_samples)` array is
+    returned (float64), so keep `n * num_samples` to what fits in memory, or use
+    `log_likelihood`, which keeps only the result.
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE`.
+        x: Images (NumPy-like, shape `(n, ...)`), or `[images, labels]` for a CVAE.
+        num_samples: K, the number of draws per example; a positive integer.
+        batch_size: Latent codes decoded per decoder call (examples times draws);
+            `None` means 4096. Lower it for large decoders.
+        seed: Seed of the draws (a NumPy `Generator`); the same seed gives the
+            same numbers. `None` draws a seed from Python's `random` module, which
+            `keras.utils.set_random_seed` fixes.
+        posterior: Optional `(z_mean, z_log_var)`, each `(n, latent_dim)`, to use
+            instead of the encoder's q (e.g. from `optimize_posterior`).
+
+    Returns:
+        A float64 NumPy array of shape `(n, num_samples)`.
+    """
+    where = "log_importance_weights"
+    return _log_weights_reduced(
+        model, x, num_samples, batch_size, seed, posterior, where, reduce=False
+    )
+
+
+def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, where, reduce):
+    num_samples = _positive_int(num_samples, "num_samples", where)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    batch_size = _positive_int(batch_size, "batch_size", where)
+    rng = _rng(seed, where)
+    images, condition = _split_inputs(model, x, where)
+    n = images.shape[0]
+    z_mean, z_log_var = _posterior_params(model, images, condition, batch_size, posterior, where)
+    latent_dim = z_mean.shape[1] if z_mean.ndim == 2 else model.latent_dim
+
+    # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
+    examples = max(1, min(n, batch_size // num_samples)) if n else 1
+    draws_cap = max(1, batch_size // examples)
+    num_chunks = -(-num_samples // draws_cap)
+    draws = -(-num_samples // num_chunks)  # balanced chunks: fewer distinct shapes
+    out = np.empty((n, 1 if reduce else num_samples), dtype="float64")
+    for start in range(0, n, examples):
+        stop = min(n, start + examples)
+        b = stop - start
+        x_chunk = ops.convert_to_tensor(images[start:stop])
+        cond = _condition_chunk(condition, start, stop)
+        mean = z_mean[start:stop][None]  # (1, b, d)
+        std = np.exp(0.5 * z_log_var[start:stop])[None]
+        log_var_sum = z_log_var[start:stop].sum(axis=1, dtype="float64")  # (b,)
+        chunks = []
+        for k0 in range(0, num_samples, draws):
+            k = min(draws, num_samples - k0)
+            eps = rng.standard_normal((k, b, latent_dim), dtype="float32")
+            z = mean + std * eps  # (k, b, d)
+            # log p(z) - log q(z|x) = -0.5 * sum_j (z_j^2 - eps_j^2 - log_var_j); the
+            # 2*pi constants cancel.
+            log_prior_ratio = -0.5 * (
+                np.sum(np.square(z, dtype="float64") - np.square(eps, dtype="float64"), axis=2)
+                - log_var_sum[None]
+            )
+            z_flat = ops.convert_to_tensor(z.reshape(k * b, latent_dim))
+            cond_flat = None
+            if cond is not None:
+                cond_flat = ops.convert_to_tensor(
+                    np.broadcast_to(cond[None], (k, b, cond.shape[1])).reshape(k * b, -1)
+                )
+            reconstruction = model._decode(z_flat, cond_flat, training=False)
+            reconstruction = ops.reshape(reconstruction, (k, b) + tuple(reconstruction.shape[1:]))
+            if tuple(reconstruction.shape[2:]) != images.shape[1:]:
+                raise ValueError(
+                    f"{where}: the decoder's output shape {tuple(reconstruction.shape[2:])} "
+                    f"differs from the images' shape {images.shape[1:]}"
+                )
+            log_px = ops.convert_to_numpy(_log_likelihood_given_z(model, x_chunk, reconstruction))
+            chunks.append((log_px.astype("float64") + log_prior_ratio).T)  # (b, k)
+        weights = np.concatenate(chunks, axis=1)
+        if reduce:
+            top = weights.max(axis=1, keepdims=True)
+            lse = top[:, 0] + np.log(np.mean(np.exp(weights - top), axis=1))
+            out[start:stop, 0] = lse
+        else:
+            out[start:stop] = weights
+    return out[:, 0] if reduce else out
+
+
+def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, posterior=None):
+    """Importance-sampled estimate of log p(x) per example, in nats (the IWAE bound L_K).
+
+    For each example, draws `K = num_samples` codes `z_k ~ q(z | x)` and returns
+
+        L_K(x) = log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x),
+
+    computed with a log-sum-exp in float64. `L_1` is a one-sample ELBO;
+    `E[L_K]` grows with K towards `log p(x)` (Burda et al., 2016, who use
+    K = 5,000). For a CVAE, `x = [images, labels]` and the estimate is of
+    `log p(x | y)`.
+
+    Every normalizing constant is included:
+
+    - Gaussian likelihood: `log N(x; x_hat, sigma^2 I)` with
+      `sigma = model.reconstruction_loss_fn.sigma`, i.e. the squared error over
+      `2 sigma^2` plus `0.5 * log(2 pi sigma^2)` per element.
+    - Bernoulli likelihood: `sum x log p + (1 - x) log(1 - p)` with the decoder's
+      probabilities clipped to `[eps, 1 - eps]`, `eps = keras.config.epsilon()`
+      (1e-7 by default), as Keras' binary cross-entropy clips them. It is the
+      log-probability of the image when the pixels are binary; for grey-level
+      pixels in (0, 1) it is the same cross-entropy the ELBO uses, not a
+      normalized density.
+
+    The work is chunked over examples and draws (at most `batch_size` codes per
+    decoder call), so memory does not grow with K.
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE`.
+        x: Images (NumPy-like, shape `(n, ...)`), or `[images, labels]` for a CVAE.
+            Checked with the same early errors as `evaluate`.
+        num_samples: K, a positive integer.
+        batch_size: Latent codes per decoder call; `None` means 4096.
+        seed: Seed of the draws; the same seed gives the same numbers. `None`
+            draws one from Python's `random` (fixed by `keras.utils.set_random_seed`).
+        posterior: Optional `(z_mean, z_log_var)` to use instead of the encoder's q.
+
+    Returns:
+        A float64 NumPy array of shape `(n,)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import vae_keras as vk
+    >>> vae = vk.VAE(vk.build_mlp_encoder(latent_dim=2), vk.build_mlp_decoder(latent_dim=2))
+    >>> x = (np.random.default_rng(0).random((3, 28, 28, 1)) < 0.5).astype("float32")
+    >>> ll = vk.evaluation.log_likelihood(vae, x, num_samples=100, seed=0)
+    >>> ll.shape, bool(np.all(ll < 0))
+    ((3,), True)
+    """
+    return _log_weights_reduced(
+        model, x, num_samples, batch_size, seed, posterior, "log_likelihood", reduce=True
+    )
+
+
+# ---------------------------------------------------- collapse diagnostics
+def _encoded(model, x, batch_size, where):
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    batch_size = _positive_int(batch_size, "batch_size", where)
+    images, condition = _split_inputs(model, x, where)
+    if images.shape[0] == 0:
+        raise ValueError(f"{where}: needs at least one example; received 0")
+    return _posterior_params(model, images, condition, batch_size, None, where)
+
+
+def kl_per_dimension(model, x, batch_size=None):
+    """Mean KL(q(z_j | x) || N(0, 1)) over the examples, for each latent dimension j.
+
+    The KL term of the ELBO is the sum of these numbers. A dimension whose
+    value is near 0 carries no information about x: its posterior is the
+    prior for every example (a collapsed dimension).
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE`.
+        x: Images, or `[images, labels]` for a CVAE.
+        batch_size: Examples per encoder call; `None` means 4096.
+
+    Returns:
+        A float64 NumPy array of shape `(latent_dim,)`, in nats.
+    """
+    z_mean, z_log_var = _encoded(model, x, batch_size, "kl_per_dimension")
+    mean, log_var = z_mean.astype("float64"), z_log_var.astype("float64")
+    return np.mean(0.5 * (np.exp(log_var) + np.square(mean) - 1.0 - log_var), axis=0)
+
+
+def posterior_mean_variance(model, x, batch_size=None):
+    """Variance over the examples of the posterior mean `E_q[z_j | x]`, per dimension.
+
+    The activity statistic of Burda et al. (2016): a dimension whose posterior
+    mean does not move with x is ignored by the model.
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE`.
+        x: Images, or `[images, labels]` for a CVAE.
+        batch_size: Examples per encoder call; `None` means 4096.
+
+    Returns:
+        A float64 NumPy array of shape `(latent_dim,)`.
+    """
+    z_mean, _ = _encoded(model, x, batch_size, "posterior_mean_variance")
+    return np.var(z_mean.astype("float64"), axis=0)
+
+
+def active_units(model, x, threshold=0.01, batch_size=None):
+    """Number of active latent dimensions: `Var_x(E_q[z_j | x]) > threshold`.
+
+    Burda et al. (2016) count a unit as active when this variance exceeds
+    0.01; with a N(0, I) prior a fully used dimension has a variance near 1.
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE`.
+        x: Images, or `[images, labels]` for a CVAE.
+        threshold: A non-negative number.
+        batch_size: Examples per encoder call; `None` means 4096.
+
+    Returns:
+        An `int`.
+    """
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"active_units: threshold must be a number; received {threshold!r}"
+        ) from None
+    if not (threshold >= 0 and np.isfinite(threshold)):
+        raise ValueError(
+            f"active_units: threshold must be finite and non-negative; received {threshold}"
+        )
+    return int(np.sum(posterior_mean_variance(model, x, batch_size=batch_size) > threshold))
+
+
+# ------------------------------------------------- per-example inference
+class _Frozen:
+    """A plain holder for a model that must not be tracked as a sub-layer."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+class _PerExamplePosterior(keras.Model):
+    """q(z | x_i) = N(mean_i, diag(exp(log_var_i))) with free parameters per example."""
+
+    def __init__(self, vae, z_mean, z_log_var, num_samples, seed):
+        super().__init__(name="per_example_posterior")
+        # Held in a plain object, so Keras does not track the VAE's weights as this
+        # model's own: only the per-example parameters below are trained.
+        self._frozen = _Frozen(vae)
+        self._num_samples = num_samples
+        self.z_mean = self.add_weight(
+            shape=z_mean.shape, initializer=keras.initializers.Constant(z_mean), name="z_mean"
+        )
+        self.z_log_var = self.add_weight(
+            shape=z_log_var.shape,
+            initializer=keras.initializers.Constant(z_log_var),
+            name="z_log_var",
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        return inputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        vae = self._frozen.model
+        images, condition = x
+        k = self._num_samples
+        eps = keras.random.normal((k,) + tuple(self.z_mean.shape), seed=self.seed_generator)
+        z = self.z_mean[None] + ops.exp(0.5 * self.z_log_var)[None] * eps
+        n, d = self.z_mean.shape
+        z_flat = ops.reshape(z, (k * n, d))
+        cond_flat = None
+        if vae._conditional:
+            width = condition.shape[-1]
+            cond_flat = ops.reshape(
+                ops.broadcast_to(condition[None], (k, n, width)), (k * n, width)
+            )
+        reconstruction = vae._decode(z_flat, cond_flat, training=False)
+        reconstruction = ops.reshape(reconstruction, (k, n) + tuple(reconstruction.shape[1:]))
+        log_px = _log_likelihood_given_z(vae, images, reconstruction)  # (k, n)
+        kl = 0.5 * ops.sum(
+            ops.exp(self.z_log_var) + ops.square(self.z_mean) - 1.0 - self.z_log_var, axis=-1
+        )
+        # Sum (not mean) over examples: each example's parameters get the gradient
+        # of its own negative ELBO, whatever n is.
+        return ops.sum(-ops.mean(log_px, axis=0) + kl)
+
+
+def optimize_posterior(
+    model, x, steps=300, learning_rate=1e-2, num_samples=10, seed=None, init="encoder"
+):
+    """Fits q(z | x_i) per example by gradient ascent on the ELBO, decoder frozen.
+
+    Starting from the encoder's output (or the prior), Adam updates a separate
+    `(mean, log_var)` for every example to maximise its Monte Carlo ELBO
+    (`num_samples` draws per step). The result is the best diagonal Gaussian
+    the optimiser finds for that decoder: the ELBO it reaches minus the
+    encoder's ELBO is the *amortization gap*, and `log p(x)` minus it the
+    *approximation gap* (Cremer et al., 2018). The model's weights are not
+    changed.
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE`.
+        x: Images, or `[images, labels]` for a CVAE; all examples are optimised
+            together, so keep n moderate (tens to hundreds).
+        steps: Number of Adam steps, a positive integer.
+        learning_rate: Adam's learning rate, positive.
+        num_samples: Draws of z per example and step.
+        seed: Seed of the draws (`keras.random.SeedGenerator`).
+        init: `"encoder"` (start from q(z | x)) or `"prior"` (from N(0, I)).
+
+    Returns:
+        `(z_mean, z_log_var)`, float32 NumPy arrays of shape `(n, latent_dim)`,
+        ready for `log_likelihood(..., posterior=...)`.
+    """
+    where = "optimize_posterior"
+    steps = _positive_int(steps, "steps", where)
+    num_samples = _positive_int(num_samples, "num_samples", where)
+    try:
+        learning_rate = float(learning_rate)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: learning_rate must be a number; received {learning_rate!r}"
+        ) from None
+    if not (learning_rate > 0 and np.isfinite(learning_rate)):
+        raise ValueError(f"{where}: learning_rate must be positive; received {learning_rate}")
+    if init not in ("encoder", "prior"):
+        raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received {init!r}")
+    images, condition = _split_inputs(model, x, where)
+    n = images.shape[0]
+    if n == 0:
+        raise ValueError(f"{where}: needs at least one example; received 0")
+    if init == "encoder":
+        z_mean, z_log_var = _posterior_params(
+            model, images, condition, DEFAULT_BATCH_SIZE, None, where
+        )
+    else:
+        z_mean = np.zeros((n, model.latent_dim), "float32")
+        z_log_var = np.zeros_like(z_mean)
+    if condition is None:
+        condition = np.zeros((n, 1), "float32")
+    fitter = _PerExamplePosterior(model, z_mean, z_log_var, num_samples, seed)
+    fitter.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
+    fitter.fit([images, condition], epochs=steps, batch_size=n, shuffle=False, verbose=0)
+    return (
+        ops.convert_to_numpy(fitter.z_mean).astype("float32"),
+        ops.convert_to_numpy(fitter.z_log_var).astype("float32"),
+    )
