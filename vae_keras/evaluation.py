@@ -276,11 +276,15 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
 
     >>> import numpy as np
     >>> import vae_keras as vk
+    >>> from vae_keras import evaluation
     >>> vae = vk.VAE(vk.build_mlp_encoder(latent_dim=2), vk.build_mlp_decoder(latent_dim=2))
     >>> x = (np.random.default_rng(0).random((3, 28, 28, 1)) < 0.5).astype("float32")
-    >>> ll = vk.evaluation.log_likelihood(vae, x, num_samples=100, seed=0)
+    >>> ll = evaluation.log_likelihood(vae, x, num_samples=100, seed=0)
     >>> ll.shape, bool(np.all(ll < 0))
     ((3,), True)
+    >>> elbo = evaluation.log_importance_weights(vae, x, num_samples=100, seed=0).mean(axis=1)
+    >>> bool(np.all(ll >= elbo))  # log-mean-exp >= mean: L_K is above the ELBO estimate
+    True
     """
     return _log_weights_reduced(
         model, x, num_samples, batch_size, seed, posterior, "log_likelihood", reduce=True
@@ -349,6 +353,18 @@ def active_units(model, x, threshold=0.01, batch_size=None):
 
     Returns:
         An `int`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import vae_keras as vk
+    >>> from vae_keras import evaluation
+    >>> vae = vk.VAE(vk.build_mlp_encoder(latent_dim=4), vk.build_mlp_decoder(latent_dim=4))
+    >>> x = np.random.default_rng(0).random((50, 28, 28, 1)).astype("float32")
+    >>> evaluation.kl_per_dimension(vae, x).shape
+    (4,)
+    >>> 0 <= evaluation.active_units(vae, x) <= 4
+    True
     """
     try:
         threshold = float(threshold)

@@ -276,3 +276,207 @@ def save_figure(fig, name, directory="images", dpi=110):
     path = os.path.join(directory, name if name.endswith(".png") else name + ".png")
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+# ------------------------------------------------- evaluating a trained VAE
+__all__ += [
+    "plot_log_likelihood_vs_k",
+    "plot_kl_per_dimension",
+    "plot_rate_distortion",
+    "plot_latent_traversal",
+]
+
+
+def plot_log_likelihood_vs_k(
+    ks, estimates, stderrs=None, elbo=None, ax=None, label=None, title=None
+):
+    """Plots the importance-weighted bound L_K against K (log axis), with error bars.
+
+    Args:
+        ks: Numbers of importance samples, e.g. `[1, 10, 100, 1000, 5000]`.
+        estimates: Mean L_K over the evaluation images, one per K (nats per image).
+        stderrs: Optional standard errors of those means, drawn as error bars.
+        elbo: Optional ELBO (nats per image), drawn as a horizontal dashed line.
+        ax: Optional axes to draw into (to overlay several models).
+        label: Optional legend label for this curve.
+        title: Optional axes title.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    ks = np.asarray(ks, dtype="float64").reshape(-1)
+    estimates = np.asarray(estimates, dtype="float64").reshape(-1)
+    if ks.size == 0 or ks.shape != estimates.shape or np.any(ks < 1):
+        raise ValueError(
+            "plot_log_likelihood_vs_k: ks (all >= 1) and estimates must be non-empty and of "
+            f"equal length; received {ks.shape} and {estimates.shape}"
+        )
+    if stderrs is not None:
+        stderrs = np.asarray(stderrs, dtype="float64").reshape(-1)
+        if stderrs.shape != ks.shape:
+            raise ValueError(
+                f"plot_log_likelihood_vs_k: one standard error per K expected; received "
+                f"{stderrs.shape} for {ks.shape[0]} values of K"
+            )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    else:
+        fig = ax.figure
+    line = ax.errorbar(ks, estimates, yerr=stderrs, marker="o", ms=4, capsize=3, label=label)
+    if elbo is not None:
+        color = line[0].get_color()
+        ax.axhline(
+            float(elbo),
+            ls="--",
+            lw=1,
+            color=color,
+            label=None if label is None else f"{label}: ELBO",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("K, importance samples per image")
+    ax.set_ylabel("$\\mathcal{L}_K$ (nats per image)")
+    if label is not None:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
+    """Bar chart of the KL term per latent dimension, for one model or several.
+
+    Args:
+        kl: Array `(latent_dim,)` (nats), or a dict `{name: array}` for grouped bars.
+        ax: Optional axes.
+        title: Optional axes title.
+        sort: Draw each model's dimensions from largest to smallest KL.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    series = dict(kl) if isinstance(kl, dict) else {None: kl}
+    if not series:
+        raise ValueError("plot_kl_per_dimension: nothing to plot")
+    series = {k: np.asarray(v, dtype="float64").reshape(-1) for k, v in series.items()}
+    width = max(v.size for v in series.values())
+    if width == 0:
+        raise ValueError("plot_kl_per_dimension: received an empty KL array")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * width * len(series) + 2), 3.2))
+    else:
+        fig = ax.figure
+    bar = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        values = np.sort(values)[::-1] if sort else values
+        positions = np.arange(values.size) + (i - (len(series) - 1) / 2) * bar
+        ax.bar(positions, values, width=bar, label=name)
+    ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)] if not sort else [])
+    ax.set_xlabel("latent dimension, by KL" if sort else "latent dimension")
+    ax.set_ylabel("KL (nats)")
+    if len(series) > 1 or None not in series:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
+    """Rate (KL) against distortion (reconstruction term), the plane of Alemi et al. (2018).
+
+    Points on a dashed diagonal `rate + distortion = c` share the same ELBO; the
+    lines through the first and last points are drawn for reference.
+
+    Args:
+        rates: KL terms in nats per image, one per model.
+        distortions: Reconstruction terms in nats per image, one per model.
+        labels: Optional text next to each point (e.g. its beta).
+        ax: Optional axes.
+        title: Optional axes title.
+
+    Returns:
+        The `Figure`.
+    """
+    plt = _pyplot()
+    rates = np.asarray(rates, dtype="float64").reshape(-1)
+    distortions = np.asarray(distortions, dtype="float64").reshape(-1)
+    if rates.size == 0 or rates.shape != distortions.shape:
+        raise ValueError(
+            "plot_rate_distortion: rates and distortions must be non-empty and of equal length; "
+            f"received {rates.shape} and {distortions.shape}"
+        )
+    if labels is not None and len(labels) != rates.size:
+        raise ValueError(f"plot_rate_distortion: {len(labels)} labels for {rates.size} points")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    else:
+        fig = ax.figure
+    ax.plot(rates, distortions, "o-", ms=5)
+    span = np.array([0.0, max(rates.max(), 1e-9) * 1.1])
+    for i in sorted({0, rates.size - 1}):
+        total = rates[i] + distortions[i]
+        ax.plot(span, total - span, ls="--", lw=0.8, color="gray")
+    if labels is not None:
+        for r, d, text in zip(rates, distortions, labels):
+            ax.annotate(str(text), (r, d), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlim(left=0)
+    low, high = distortions.min(), distortions.max()
+    pad = 0.08 * max(high - low, 1.0)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("rate: KL term (nats per image)")
+    ax.set_ylabel("distortion: reconstruction (nats)")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_latent_traversal(
+    decoder,
+    z,
+    dims,
+    values=(-2.5, -1.5, -0.5, 0.5, 1.5, 2.5),
+    label=None,
+    num_classes=None,
+    cell_size=0.8,
+    title=None,
+):
+    """Decodes z with one dimension at a time set to each of `values`, in one batched call.
+
+    Row `i` varies `z[dims[i]]` along `values` while the other coordinates keep
+    their values in `z` (Higgins et al., 2017); works for any latent size.
+
+    Args:
+        decoder: A decoder (conditional when `label` is given).
+        z: The base code, shape `(latent_dim,)`.
+        dims: Latent dimensions to traverse, one row each.
+        values: The values given to the traversed dimension, one column each.
+        label: Class id for a conditional decoder.
+        num_classes: Number of classes, with `label`.
+        cell_size: Inches per image.
+        title: Optional figure title.
+
+    Returns:
+        The `Figure`.
+    """
+    z = np.asarray(z, dtype="float32").reshape(-1)
+    dims = [int(d) for d in np.asarray(dims).reshape(-1)]
+    values = np.asarray(values, dtype="float32").reshape(-1)
+    if not dims or values.size == 0:
+        raise ValueError("plot_latent_traversal: give at least one dimension and one value")
+    if any(d < 0 or d >= z.size for d in dims):
+        raise ValueError(
+            f"plot_latent_traversal: dims must lie in [0, {z.size - 1}]; received {dims}"
+        )
+    codes = np.repeat(z[None], len(dims) * values.size, axis=0)
+    for row, d in enumerate(dims):
+        codes[row * values.size : (row + 1) * values.size, d] = values
+    images = decode(decoder, codes, labels=label, num_classes=num_classes)
+    return image_grid(
+        images,
+        n_cols=values.size,
+        row_labels=[f"$z_{{{d + 1}}}$" for d in dims],
+        titles=[f"{v:+.1f}" for v in values] + [""] * (codes.shape[0] - values.size),
+        cell_size=cell_size,
+        suptitle=title,
+    )
