@@ -6,13 +6,15 @@ import re
 
 import pytest
 
-from vae_keras import builders, datasets, layers, losses, models, plotting
+from vae_keras import builders, datasets, layers, losses, models, plotting, schedules
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    "module", [layers, losses, models, builders, datasets, plotting], ids=lambda m: m.__name__
+    "module",
+    [layers, losses, models, builders, datasets, plotting, schedules],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

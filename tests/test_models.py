@@ -51,7 +51,7 @@ def test_vae_loss_decreases_and_stays_finite():
     vae = _vae()
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = vae.fit(x, epochs=6, batch_size=32, verbose=0).history
-    assert sorted(history) == ["kl_loss", "loss", "reconstruction_loss"]
+    assert sorted(history) == ["beta", "kl_loss", "loss", "reconstruction_loss"]
     assert np.all(np.isfinite(history["loss"]))
     assert history["loss"][-1] < 0.8 * history["loss"][0]
 

@@ -4,8 +4,10 @@ The public API:
 
 - `Sampling` (layer) and `sampling` (function for `keras.layers.Lambda`): the
   reparameterization trick.
-- `kl_divergence` and `VAELoss`: the two terms of the negative ELBO.
+- `kl_divergence` (and `kl_per_dimension`) and `VAELoss`: the two terms of the
+  negative ELBO.
 - `VAE` and `CVAE`: models that train with `compile(optimizer=...)` and `fit`.
+- `LinearWarmup` and `CyclicalAnnealing`: schedules for the KL weight beta.
 - `build_mlp_encoder`, `build_mlp_decoder`, `build_conv_encoder`,
   `build_conv_decoder`: the architectures used in the notebooks.
 - `datasets` (`load_mnist`, `load_fashion_mnist`) and `plotting`.
@@ -19,8 +21,9 @@ from vae_keras.builders import (
     build_mlp_encoder,
 )
 from vae_keras.layers import Sampling, sampling
-from vae_keras.losses import VAELoss, kl_divergence
+from vae_keras.losses import VAELoss, kl_divergence, kl_per_dimension
 from vae_keras.models import CVAE, VAE
+from vae_keras.schedules import CyclicalAnnealing, LinearWarmup
 
 __version__ = "0.1.0"
 
@@ -28,9 +31,12 @@ __all__ = [
     "Sampling",
     "sampling",
     "kl_divergence",
+    "kl_per_dimension",
     "VAELoss",
     "VAE",
     "CVAE",
+    "LinearWarmup",
+    "CyclicalAnnealing",
     "build_mlp_encoder",
     "build_mlp_decoder",
     "build_conv_encoder",

@@ -23,17 +23,18 @@ IMAGE_SHAPE = (28, 28, 1)
 
 
 def _check_positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """Accepts Python and NumPy integers; returns a Python int."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:
         raise ValueError(f"{what} must be a positive integer; received {value!r}")
-    return value
+    return int(value)
 
 
 def _check_common(latent_dim, num_classes, units, what):
-    _check_positive_int(latent_dim, "latent_dim")
+    """Checks the sizes; returns them as Python ints: `(latent_dim, num_classes, units)`."""
+    latent_dim = _check_positive_int(latent_dim, "latent_dim")
     if num_classes is not None:
-        _check_positive_int(num_classes, "num_classes")
-    for unit in units:
-        _check_positive_int(unit, what)
+        num_classes = _check_positive_int(num_classes, "num_classes")
+    return latent_dim, num_classes, tuple(_check_positive_int(unit, what) for unit in units)
 
 
 def _inputs(shape, num_classes, name):
@@ -78,8 +79,9 @@ def build_mlp_encoder(
     >>> [tuple(t.shape) for t in encoder.outputs]
     [(None, 2), (None, 2)]
     """
-    hidden_units = tuple(hidden_units)
-    _check_common(latent_dim, num_classes, hidden_units, "hidden_units")
+    latent_dim, num_classes, hidden_units = _check_common(
+        latent_dim, num_classes, tuple(hidden_units), "hidden_units"
+    )
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = _with_label(layers.Flatten()(images), label)
     for units in hidden_units:
@@ -110,8 +112,9 @@ def build_mlp_decoder(
     >>> tuple(vk.build_mlp_decoder(latent_dim=2).output.shape)
     (None, 28, 28, 1)
     """
-    hidden_units = tuple(hidden_units)
-    _check_common(latent_dim, num_classes, hidden_units, "hidden_units")
+    latent_dim, num_classes, hidden_units = _check_common(
+        latent_dim, num_classes, tuple(hidden_units), "hidden_units"
+    )
     z, label, inputs = _inputs((latent_dim,), num_classes, "z")
     x = z
     for units in hidden_units:
@@ -156,8 +159,10 @@ def build_conv_encoder(
     >>> [tuple(t.shape) for t in encoder.outputs]
     [(None, 16), (None, 16)]
     """
-    filters = tuple(filters)
-    _check_common(latent_dim, num_classes, filters + (dense_units,), "filters and dense_units")
+    latent_dim, num_classes, sizes = _check_common(
+        latent_dim, num_classes, tuple(filters) + (dense_units,), "filters and dense_units"
+    )
+    filters, dense_units = sizes[:-1], sizes[-1]
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = images
     if label is not None:
@@ -204,8 +209,9 @@ def build_conv_decoder(
     >>> tuple(vk.build_conv_decoder(latent_dim=2).output.shape)
     (None, 28, 28, 1)
     """
-    filters = tuple(filters)
-    _check_common(latent_dim, num_classes, filters, "filters")
+    latent_dim, num_classes, filters = _check_common(
+        latent_dim, num_classes, tuple(filters), "filters"
+    )
     height, width, channels = output_shape
     factor = 2 ** len(filters)
     if height % factor or width % factor:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-__all__ = ["kl_divergence", "VAELoss", "LIKELIHOODS"]
+__all__ = ["kl_divergence", "kl_per_dimension", "VAELoss", "LIKELIHOODS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -38,6 +38,32 @@ def kl_divergence(z_mean, z_log_var):
     >>> str(float(vk.kl_divergence(np.zeros((1, 3)), np.zeros((1, 3)))[0]))
     '0.0'
     """
+    return ops.sum(kl_per_dimension(z_mean, z_log_var), axis=-1)
+
+
+def kl_per_dimension(z_mean, z_log_var):
+    """The terms of `kl_divergence` before the sum: one KL per latent dimension.
+
+    `0.5 * (exp(log_var_j) + mean_j**2 - 1 - log_var_j)` for each example and
+    latent dimension j, in nats. Averaged over a dataset it shows which
+    dimensions carry information (a dimension with KL near 0 is ignored by the
+    encoder; see notebook 05), and it is what free bits put a floor under.
+
+    Args:
+        z_mean: Array or tensor of shape `(batch, latent_dim)`.
+        z_log_var: Array or tensor of the same shape.
+
+    Returns:
+        A backend tensor of shape `(batch, latent_dim)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import vae_keras as vk
+    >>> kl = vk.kl_per_dimension(np.array([[0.0, 1.0]]), np.zeros((1, 2)))
+    >>> np.asarray(kl).tolist()
+    [[0.0, 0.5]]
+    """
     z_mean = ops.convert_to_tensor(z_mean)
     z_log_var = ops.convert_to_tensor(z_log_var)
     if tuple(z_mean.shape) != tuple(z_log_var.shape):
@@ -50,9 +76,9 @@ def kl_divergence(z_mean, z_log_var):
     dtype = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, float)
     z_mean = ops.cast(z_mean, dtype)
     z_log_var = ops.cast(z_log_var, dtype)
-    # The same closed form with the sign folded in, so the prior gives +0.0, not -0.0.
+    # The closed form with the sign folded in, so the prior gives +0.0, not -0.0.
     terms = ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var
-    return 0.5 * ops.sum(terms, axis=-1)
+    return 0.5 * terms
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")

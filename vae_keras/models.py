@@ -1,19 +1,38 @@
 """VAE and CVAE as `keras.Model` subclasses that train with a plain `fit`.
 
-The negative ELBO is computed in `compute_loss`, which the trainers of all three
-Keras backends call, so no backend-specific `train_step` is needed. `call`
-returns the mean reconstruction `decoder(z_mean)`; the loss draws its own
-`z ~ q(z|x)` with the reparameterization trick. Under TensorFlow's and JAX's
-compiled training steps the unused output of `call` is pruned, so the forward
-pass runs once per step.
+What one training step computes, on every backend:
+
+1. One encoder pass: `z_mean, z_log_var = encoder(x)`.
+2. One draw `z = z_mean + exp(0.5 * z_log_var) * eps` (the `Sampling` layer).
+3. One decoder pass: `reconstruction = decoder(z)`.
+4. The negative ELBO, per example and averaged over the batch:
+   `reconstruction_loss + beta * kl_loss` (plus any regularization losses of the
+   sub-models), computed in float32 whatever the compute dtype.
+
+During `fit` and `evaluate` the model's `call` returns all three tensors of
+steps 1-3 and `compute_loss` reads them, so each sub-model runs exactly once
+per step: a BatchNormalization updates its statistics once, a Dropout draws
+once. Outside the training and evaluation steps, `model(x)` and `predict(x)`
+return the deterministic mean reconstruction `decoder(z_mean)`.
+
+`beta` is a number or a Keras schedule (`LearningRateSchedule`, e.g.
+`vk.LinearWarmup` for KL warm-up or `vk.CyclicalAnnealing`), evaluated at the
+model's own training step counter inside the compiled step; `model.beta = x`
+takes effect from the next step. `free_bits` (Kingma et al., 2016) puts a floor
+under each latent dimension's batch-average KL in the loss.
 """
+
+import contextlib
+import inspect
+import sys
+import threading
 
 import keras
 import numpy as np
 from keras import ops
 
 from vae_keras.layers import Sampling
-from vae_keras.losses import LIKELIHOODS, VAELoss, kl_divergence
+from vae_keras.losses import LIKELIHOODS, VAELoss, kl_divergence, kl_per_dimension
 
 __all__ = ["VAE", "CVAE"]
 
@@ -58,12 +77,122 @@ def _is_array(x):
     )
 
 
+def _is_tf_dataset(x):
+    if "tensorflow" not in sys.modules:
+        return False
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset)
+
+
+def _unpack_x_y_sample_weight(data):
+    """Keras' reading of a batch or of `validation_data`: `(x,)`, `(x, y)`, `(x, y, w)`."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(
+        "Data is expected to be (x,), (x, y) or (x, y, sample_weight); "
+        f"received a sequence of {len(data)} items"
+    )
+
+
+# Models whose training or evaluation step is running in this thread. While a
+# model is in this set its `call` returns the tensors the loss needs (see the
+# module docstring). Thread-local because tf.distribute runs one thread per replica.
+_STEP_CONTEXT = threading.local()
+
+
+@contextlib.contextmanager
+def _inside_step(model):
+    active = getattr(_STEP_CONTEXT, "models", None)
+    if active is None:
+        active = _STEP_CONTEXT.models = set()
+    key = id(model)
+    entered = key not in active
+    active.add(key)
+    try:
+        yield
+    finally:
+        if entered:
+            active.discard(key)
+
+
+def _is_inside_step(model):
+    return id(model) in getattr(_STEP_CONTEXT, "models", ())
+
+
+class _CurrentValue(keras.metrics.Metric):
+    """A metric that reports the last value it was given (the beta in use)."""
+
+    def __init__(self, name, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.value = self.add_variable(
+            shape=(), initializer="zeros", dtype=self.dtype, aggregation="mean", name="value"
+        )
+
+    def update_state(self, value):
+        self.value.assign(ops.cast(value, self.dtype))
+
+    def result(self):
+        return ops.convert_to_tensor(self.value)
+
+    def reset_state(self):
+        self.value.assign(ops.zeros((), self.dtype))
+
+
+def _parse_beta(value, where):
+    """Returns `(schedule, number)`: exactly one of them is not None."""
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+        return value, None
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: beta must be a number or a schedule; received {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: beta must be a number or a keras.optimizers.schedules."
+            f"LearningRateSchedule; received {value!r}"
+        ) from None
+    if not (number >= 0 and np.isfinite(number)):
+        raise ValueError(f"{where}: beta must be finite and non-negative; received {value!r}")
+    return None, number
+
+
+def _parse_free_bits(value, where):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: free_bits must be a number of nats per latent dimension; "
+            f"received {value!r}"
+        ) from None
+    if isinstance(value, bool) or not (number >= 0 and np.isfinite(number)):
+        raise ValueError(f"{where}: free_bits must be finite and non-negative; received {value!r}")
+    return number
+
+
 class _LatentVariableModel(keras.Model):
     """Shared machinery of `VAE` and `CVAE`: loss, metrics, checks, saving."""
 
     _conditional = False
 
-    def __init__(self, encoder, decoder, beta=1.0, seed=None, likelihood="bernoulli", **kwargs):
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        beta=1.0,
+        seed=None,
+        likelihood="bernoulli",
+        free_bits=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         name = type(self).__name__
         for role, model in (("encoder", encoder), ("decoder", decoder)):
@@ -71,28 +200,102 @@ class _LatentVariableModel(keras.Model):
                 raise TypeError(
                     f"{name}: {role} must be a Keras model or layer; received {type(model).__name__}"
                 )
-        try:
-            beta = float(beta)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name}: beta must be a number; received {beta!r}") from None
-        if not (beta >= 0 and np.isfinite(beta)):
-            raise ValueError(f"{name}: beta must be finite and non-negative; received {beta}")
+        beta_schedule, beta_number = _parse_beta(beta, name)
         if likelihood not in LIKELIHOODS:
             raise ValueError(
                 f"{name}: unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}"
             )
         self.encoder = encoder
         self.decoder = decoder
-        self.beta = beta
         self.seed = seed
         self.likelihood = likelihood
+        self._free_bits = _parse_free_bits(free_bits, name)
         self.sampler = Sampling(seed=seed, name="sampling")
         self.reconstruction_loss_fn = VAELoss(likelihood=likelihood, reduction=None)
+        # State the compiled step reads, so that changing it needs no retracing.
+        self.training_steps = keras.Variable(
+            0,
+            dtype="int32",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="training_steps",
+        )
+        self._beta_variable = keras.Variable(
+            0.0 if beta_number is None else beta_number,
+            dtype="float32",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="beta",
+        )
+        self._beta_schedule = beta_schedule
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.beta_tracker = _CurrentValue(name="beta")
         self._check_functional_shapes()
         if encoder.built and decoder.built:
             self.built = True
+
+    # ------------------------------------------------------- beta, free bits
+    @property
+    def beta(self):
+        """The KL weight: a number, or the schedule evaluated at `training_steps`.
+
+        Assigning a new value (also from a callback, during `fit`) takes effect
+        from the next training step. Assigning a number to a model whose beta
+        is a number only updates a variable; switching between a number and a
+        schedule, or to another schedule, rebuilds the compiled step.
+        """
+        if self._beta_schedule is not None:
+            return self._beta_schedule
+        return float(ops.convert_to_numpy(self._read_state(self._beta_variable)))
+
+    @beta.setter
+    def beta(self, value):
+        schedule, number = _parse_beta(value, type(self).__name__)
+        if schedule is None:
+            self._assign_state(self._beta_variable, number)
+        if schedule is not None or self._beta_schedule is not None:
+            self._beta_schedule = schedule
+            self._rebuild_step_functions()
+
+    @property
+    def free_bits(self):
+        """The per-dimension KL floor in nats (Kingma et al., 2016); 0 turns it off."""
+        return self._free_bits
+
+    @free_bits.setter
+    def free_bits(self, value):
+        value = _parse_free_bits(value, type(self).__name__)
+        if value != self._free_bits:
+            self._free_bits = value
+            self._rebuild_step_functions()
+
+    def _current_beta(self):
+        if self._beta_schedule is None:
+            return ops.convert_to_tensor(self._beta_variable)
+        return ops.cast(self._beta_schedule(self.training_steps), "float32")
+
+    def _read_state(self, variable):
+        """The variable's value, also while JAX's `fit` holds the state outside the model."""
+        if _backend_is("jax") and getattr(self, "_jax_state", None):
+            self.jax_state_sync()
+        return variable.value
+
+    def _assign_state(self, variable, value):
+        if _backend_is("jax") and getattr(self, "_jax_state", None):
+            # JAX's fit keeps the state outside the model between syncs: sync, so
+            # the assignment below is what the next step reads.
+            self.jax_state_sync()
+        variable.assign(value)
+
+    def _rebuild_step_functions(self):
+        """Re-traces the compiled train/test steps that captured Python-level settings."""
+        for attribute, make in (
+            ("train_function", "make_train_function"),
+            ("test_function", "make_test_function"),
+        ):
+            if getattr(self, attribute, None) is not None:
+                getattr(self, make)(force=True)
 
     # ----------------------------------------------------------------- checks
     def _check_functional_shapes(self):
@@ -175,16 +378,16 @@ class _LatentVariableModel(keras.Model):
                     f"received values in [{low}, {high}] (divide uint8 images by 255)"
                 )
 
-    def _check_data(self, x, y=None):
+    def _check_data(self, x, y=None, role="inputs"):
         if y is not None:
-            raise ValueError(
-                f"{type(self).__name__} trains on its inputs alone (the targets are the "
-                "inputs themselves); call fit(x) / evaluate(x) without y"
-            )
-        self._check_inputs(x)
+            message = self._no_targets_message()
+            if role != "inputs":
+                message += f" (received targets in {role})"
+            raise ValueError(message)
+        self._check_inputs(x, role=role)
 
-    def _check_inputs(self, x):
-        self._check_images(x)
+    def _check_inputs(self, x, role="inputs"):
+        self._check_images(x, role="images" if role == "inputs" else f"{role} images")
 
     # --------------------------------------------------------------- training
     def compile(
@@ -262,48 +465,97 @@ class _LatentVariableModel(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_data(x, y)
-        validation_data = kwargs.get("validation_data")
-        if validation_data is not None and not hasattr(validation_data, "__iter__"):
-            self._check_inputs(validation_data)
-        elif isinstance(validation_data, (list, tuple)) and not self._conditional:
-            self._check_inputs(validation_data)
+        x = self._checked_stream(x)
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._checked_validation_data(kwargs["validation_data"])
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_data(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(self._checked_stream(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         self._check_inputs(x)
-        return super().predict(x, *args, **kwargs)
+        return super().predict(self._checked_stream(x), *args, **kwargs)
+
+    def _checked_validation_data(self, validation_data):
+        """Checks `validation_data` in every form Keras accepts, before any training step."""
+        if not isinstance(validation_data, (list, tuple)):
+            if _is_array(validation_data):
+                self._check_inputs(validation_data, role="validation_data")
+            return self._checked_stream(validation_data)
+        x_val, y_val, _ = _unpack_x_y_sample_weight(validation_data)
+        self._check_data(x_val, y_val, role="validation_data")
+        return validation_data
+
+    def _checked_stream(self, x):
+        """Hook for subclasses: wraps datasets and generators in per-batch checks."""
+        return x
+
+    def train_step(self, *args, **kwargs):
+        with _inside_step(self):
+            return super().train_step(*args, **kwargs)
+
+    def test_step(self, *args, **kwargs):
+        with _inside_step(self):
+            return super().test_step(*args, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Negative ELBO of the batch `x`: reconstruction + beta * KL (+ added losses).
 
-        Both terms are computed per example (in nats) and averaged over the
-        batch; the metrics `reconstruction_loss` and `kl_loss` track them.
+        Both terms are computed per example (in nats, in float32) and averaged
+        over the batch; the metrics `reconstruction_loss`, `kl_loss` and `beta`
+        track them. With `free_bits > 0` the KL term of the loss is
+        `sum_j max(free_bits, mean_batch KL_j)`; `kl_loss` still reports the
+        true KL. `y_pred` is what `call` returned inside the training step (the
+        three tensors of one forward pass); any other `y_pred`, such as the
+        mean reconstruction from a plain `model(x)`, is ignored and the forward
+        pass is run here.
         """
+        if y is not None:
+            raise ValueError(self._no_targets_message())
         images, condition = self._unpack(x)
-        images = ops.cast(images, self.compute_dtype)
-        z_mean, z_log_var = self._encode(images, condition, training=training)
-        z = self.sampler([z_mean, z_log_var])
-        reconstruction = self._decode(z, condition, training=training)
-        self._check_reconstruction(images, reconstruction)
+        if isinstance(y_pred, dict) and set(y_pred) == {"reconstruction", "z_mean", "z_log_var"}:
+            outputs = y_pred
+        else:
+            outputs = self._forward(images, condition, training=training)
+        images = ops.cast(images, "float32")
+        reconstruction = ops.cast(outputs["reconstruction"], "float32")
+        z_mean = ops.cast(outputs["z_mean"], "float32")
+        z_log_var = ops.cast(outputs["z_log_var"], "float32")
         reconstruction_loss = self.reconstruction_loss_fn(images, reconstruction)
-        kl_loss = kl_divergence(z_mean, z_log_var)
+        if self._free_bits:
+            kl_terms = kl_per_dimension(z_mean, z_log_var)
+        else:
+            kl_terms = kl_divergence(z_mean, z_log_var)
         if sample_weight is not None:
-            sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), reconstruction_loss.dtype)
-            reconstruction_loss = reconstruction_loss * sample_weight
-            kl_loss = kl_loss * sample_weight
+            weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            reconstruction_loss = reconstruction_loss * weight
+            kl_terms = kl_terms * (weight if self._free_bits == 0 else weight[:, None])
         reconstruction_loss = ops.mean(reconstruction_loss)
-        kl_loss = ops.mean(kl_loss)
-        total = reconstruction_loss + self.beta * kl_loss
+        if self._free_bits:
+            kl_per_dim = ops.mean(kl_terms, axis=0)
+            kl_loss = ops.sum(kl_per_dim)
+            kl_term = ops.sum(ops.maximum(kl_per_dim, self._free_bits))
+        else:
+            kl_loss = kl_term = ops.mean(kl_terms)
+        beta = self._current_beta()
+        if training:
+            self.training_steps.assign_add(1)
+        total = reconstruction_loss + beta * kl_term
         for extra in self.losses:  # e.g. weight regularizers of the sub-models
             total = total + ops.cast(extra, total.dtype)
         batch_size = ops.shape(images)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction_loss, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
+        self.beta_tracker.update_state(beta)
         return total
+
+    def _no_targets_message(self):
+        return (
+            f"{type(self).__name__} trains on its inputs alone (the targets are the "
+            "inputs themselves); call fit(x) / evaluate(x) without y"
+        )
 
     # ------------------------------------------------------------ sub-models
     def _encode(self, images, condition, training=None):
@@ -316,10 +568,32 @@ class _LatentVariableModel(keras.Model):
         inputs = z if condition is None else [z, condition]
         return self.decoder(inputs, training=training)
 
+    def _forward(self, images, condition, training=None):
+        """One encoder pass, one draw of z, one decoder pass."""
+        z_mean, z_log_var = self._encode(images, condition, training=training)
+        z = self.sampler([z_mean, z_log_var])
+        reconstruction = self._decode(z, condition, training=training)
+        self._check_reconstruction(images, reconstruction)
+        return {"reconstruction": reconstruction, "z_mean": z_mean, "z_log_var": z_log_var}
+
     def call(self, inputs, training=None):
         images, condition = self._unpack(inputs)
+        if _is_inside_step(self):
+            return self._forward(images, condition, training=training)
         z_mean, _ = self._encode(images, condition, training=training)
         return self._decode(z_mean, condition, training=training)
+
+    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
+        """Importance-sampled estimate of log p(x) per example, in nats.
+
+        See `vae_keras.evaluation.log_likelihood`; for a `CVAE`, `x` is
+        `[images, labels]` and the estimate is the conditional log p(x | y).
+        """
+        from vae_keras import evaluation
+
+        return evaluation.log_likelihood(
+            self, x, num_samples=num_samples, batch_size=batch_size, seed=seed
+        )
 
     @property
     def latent_dim(self):
@@ -335,8 +609,11 @@ class _LatentVariableModel(keras.Model):
     def _prior_samples(self, n, z, seed):
         latent_dim = self.latent_dim
         if z is None:
-            rng = np.random.default_rng(seed) if seed is not None else np.random
-            return rng.standard_normal((n, latent_dim)).astype("float32")
+            if seed is not None:
+                return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+            # Keras' global seed generator: fixed by keras.utils.set_random_seed,
+            # and NumPy's global stream is left alone.
+            return ops.convert_to_numpy(keras.random.normal((n, latent_dim), dtype="float32"))
         z = np.asarray(z, dtype="float32")
         if z.ndim == 1:
             z = np.broadcast_to(z, (n, z.shape[0]))
@@ -353,9 +630,14 @@ class _LatentVariableModel(keras.Model):
             **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "beta": self.beta,
+            "beta": (
+                keras.saving.serialize_keras_object(self._beta_schedule)
+                if self._beta_schedule is not None
+                else self.beta
+            ),
             "seed": self.seed,
             "likelihood": self.likelihood,
+            "free_bits": self._free_bits,
         }
 
     @classmethod
@@ -364,6 +646,10 @@ class _LatentVariableModel(keras.Model):
         for key in ("encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(
                 config[key], custom_objects=custom_objects
+            )
+        if isinstance(config.get("beta"), dict):
+            config["beta"] = keras.saving.deserialize_keras_object(
+                config["beta"], custom_objects=custom_objects
             )
         return cls(**config)
 
@@ -381,9 +667,16 @@ class VAE(_LatentVariableModel):
         encoder: A Keras model mapping images to `[z_mean, z_log_var]`.
         decoder: A Keras model mapping `z` to images (probabilities in [0, 1]
             for the Bernoulli likelihood).
-        beta: Weight of the KL term (1 gives the ELBO; other values a beta-VAE).
+        beta: Weight of the KL term (1 gives the ELBO; other values a beta-VAE):
+            a number, or a `keras.optimizers.schedules.LearningRateSchedule`
+            such as `vk.LinearWarmup` (KL warm-up) or `vk.CyclicalAnnealing`,
+            evaluated at the model's training step. Can be reassigned at any time.
         seed: Seed of the model's `Sampling` layer.
         likelihood: `"bernoulli"` or `"gaussian"`, passed to `VAELoss`.
+        free_bits: Free bits (Kingma et al., 2016): a floor, in nats, under the
+            batch-average KL of each latent dimension in the loss, so that the
+            optimizer gains nothing by pushing a dimension's KL below it; a
+            remedy for posterior collapse. 0 (the default) turns it off.
         **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -401,7 +694,7 @@ class VAE(_LatentVariableModel):
     >>> x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
     >>> history = vae.fit(x, epochs=1, batch_size=32, verbose=0)
     >>> sorted(history.history)
-    ['kl_loss', 'loss', 'reconstruction_loss']
+    ['beta', 'kl_loss', 'loss', 'reconstruction_loss']
     """
 
     def _unpack(self, inputs):
@@ -412,9 +705,11 @@ class VAE(_LatentVariableModel):
 
         Args:
             n: Number of images (may be omitted when `z` is given).
-            z: Optional latent codes of shape `(n, latent_dim)`.
-            seed: Seed for the prior draws; with `None` NumPy's global state is
-                used, which `keras.utils.set_random_seed` fixes.
+            z: Optional latent codes of shape `(n, latent_dim)`, or one code of
+                shape `(latent_dim,)` (one image, or `n` copies when `n` is given).
+            seed: Seed for the prior draws; with `None` they come from Keras'
+                global seed generator, which `keras.utils.set_random_seed` fixes
+                (NumPy's global random state is not touched).
 
         Returns:
             A NumPy array of images.
@@ -423,7 +718,8 @@ class VAE(_LatentVariableModel):
             raise ValueError("VAE.generate: give a positive n or latent codes z")
         n = None if n is None else int(n)
         if z is not None and n is None:
-            n = np.asarray(z).shape[0]
+            z = np.asarray(z)
+            n = 1 if z.ndim == 1 else z.shape[0]
         z = self._prior_samples(n, z, seed)
         return ops.convert_to_numpy(self.decoder(z, training=False))
 
@@ -442,9 +738,10 @@ class CVAE(_LatentVariableModel):
             `[z_mean, z_log_var]`.
         decoder: A Keras model mapping `[z, one_hot_labels]` to images.
         num_classes: Number of classes, a positive integer.
-        beta: Weight of the KL term.
+        beta: Weight of the KL term: a number or a schedule, as for `VAE`.
         seed: Seed of the model's `Sampling` layer.
         likelihood: `"bernoulli"` or `"gaussian"`.
+        free_bits: Per-dimension KL floor in nats, as for `VAE`.
         **kwargs: Standard `keras.Model` arguments.
 
     Call arguments:
@@ -475,7 +772,15 @@ class CVAE(_LatentVariableModel):
     _conditional = True
 
     def __init__(
-        self, encoder, decoder, num_classes, beta=1.0, seed=None, likelihood="bernoulli", **kwargs
+        self,
+        encoder,
+        decoder,
+        num_classes,
+        beta=1.0,
+        seed=None,
+        likelihood="bernoulli",
+        free_bits=0.0,
+        **kwargs,
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
             raise ValueError(
@@ -486,7 +791,15 @@ class CVAE(_LatentVariableModel):
                 f"CVAE: num_classes must be a positive integer; received {num_classes}"
             )
         self.num_classes = int(num_classes)
-        super().__init__(encoder, decoder, beta=beta, seed=seed, likelihood=likelihood, **kwargs)
+        super().__init__(
+            encoder,
+            decoder,
+            beta=beta,
+            seed=seed,
+            likelihood=likelihood,
+            free_bits=free_bits,
+            **kwargs,
+        )
 
     def _check_functional_shapes(self):
         for role, model in (("encoder", self.encoder), ("decoder", self.decoder)):
@@ -526,7 +839,8 @@ class CVAE(_LatentVariableModel):
     def _unpack(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(
-                f"CVAE: inputs must be a list [images, labels]; received {type(inputs).__name__}"
+                "CVAE: inputs must be a list [images, labels] (a dataset must yield "
+                f"((images, labels),)); received {type(inputs).__name__}"
             )
         images, labels = inputs
         return images, self._one_hot(labels)
@@ -563,21 +877,122 @@ class CVAE(_LatentVariableModel):
             )
         return one_hot
 
-    def _check_inputs(self, x):
+    def _check_inputs(self, x, role="inputs"):
         if not isinstance(x, (list, tuple)):
             if _is_array(x):
                 raise ValueError(
-                    "CVAE: inputs must be a list [images, labels]; received a single array"
+                    f"CVAE: {role} must be a list [images, labels]; received a single array"
                 )
-            return  # a dataset or generator: checked when traced
+            return  # a dataset or generator: its labels are checked batch by batch
         if len(x) != 2:
             raise ValueError(
-                f"CVAE: inputs must be a list [images, labels]; received {len(x)} items"
+                f"CVAE: {role} must be a list [images, labels]; received {len(x)} items"
             )
         images, labels = x
-        self._check_images(images)
+        self._check_images(images, role="images" if role == "inputs" else f"{role} images")
         if _is_array(images) and _is_array(labels):
             self._check_labels(labels, n=np.asarray(images).shape[0])
+
+    def _no_targets_message(self):
+        return (
+            "CVAE trains on its inputs [images, labels] alone and takes no targets; call "
+            "fit([x, y]) without a second argument, and let a dataset yield "
+            "((images, labels),) rather than (images, labels)"
+        )
+
+    def _checked_validation_data(self, validation_data):
+        # A CVAE never takes targets, so [x_val, y_val] (or a pair of arrays) can
+        # only mean its two inputs.
+        if (
+            isinstance(validation_data, (list, tuple))
+            and len(validation_data) == 2
+            and all(_is_array(part) for part in validation_data)
+        ):
+            validation_data = (list(validation_data),)
+        return super()._checked_validation_data(validation_data)
+
+    def _checked_stream(self, x):
+        """Wraps a tf.data.Dataset or a generator so that every batch's labels are checked."""
+        if _is_tf_dataset(x):
+            is_tuple = isinstance(x.element_spec, tuple)
+
+            def check(*element):  # tf.data unpacks a tuple element into arguments
+                return self._assert_labels_in_graph(element if is_tuple else element[0])
+
+            return x.map(check)
+        if inspect.isgenerator(x):
+            return self._check_generator(x)
+        return x
+
+    def _batch_labels(self, batch):
+        inputs, _, _ = _unpack_x_y_sample_weight(batch)
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            return inputs[1]
+        return None
+
+    def _check_generator(self, batches):
+        for batch in batches:
+            labels = self._batch_labels(batch)
+            if labels is not None:
+                self._check_labels(np.asarray(labels))
+            yield batch
+
+    def _assert_labels_in_graph(self, batch):
+        import tensorflow as tf
+
+        labels = self._batch_labels(batch)
+        if labels is None:
+            return batch
+        rank = labels.shape.rank
+        if rank == 2 and labels.shape[-1] not in (None, 1, self.num_classes):
+            raise ValueError(
+                f"CVAE: one-hot labels have width {labels.shape[-1]} but num_classes is "
+                f"{self.num_classes}"
+            )
+        if rank == 1 or (rank == 2 and labels.shape[-1] == 1):
+            checks = [
+                tf.debugging.assert_greater_equal(
+                    labels,
+                    tf.cast(0, labels.dtype),
+                    message="CVAE: labels out of range: class ids must be >= 0",
+                ),
+                tf.debugging.assert_less(
+                    labels,
+                    tf.cast(self.num_classes, labels.dtype),
+                    message=(
+                        f"CVAE: labels out of range: expected class ids in "
+                        f"[0, {self.num_classes - 1}]"
+                    ),
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                batch = tf.nest.map_structure(tf.identity, batch)
+        return batch
+        rank = labels.shape.rank
+        if rank == 1 or (rank == 2 and labels.shape[-1] == 1):
+            checks = [
+                tf.debugging.assert_greater_equal(
+                    labels,
+                    tf.cast(0, labels.dtype),
+                    message="CVAE: labels out of range: class ids must be >= 0",
+                ),
+                tf.debugging.assert_less(
+                    labels,
+                    tf.cast(self.num_classes, labels.dtype),
+                    message=(
+                        f"CVAE: labels out of range: expected class ids in "
+                        f"[0, {self.num_classes - 1}]"
+                    ),
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                element = tf.nest.map_structure(tf.identity, element)
+        elif rank == 2 and labels.shape[-1] not in (None, self.num_classes):
+            raise ValueError(
+                f"CVAE: one-hot labels have width {labels.shape[-1]} but num_classes is "
+                f"{self.num_classes}"
+            )
+        return element[0] if len(element) == 1 else element
 
     def generate(self, labels, z=None, seed=None):
         """Decodes one image per label, with z from the prior N(0, I) unless given.
@@ -586,8 +1001,9 @@ class CVAE(_LatentVariableModel):
             labels: Class ids of shape `(n,)` or one-hot labels `(n, num_classes)`.
             z: Optional latent codes, shape `(n, latent_dim)`, or one code of shape
                 `(latent_dim,)` shared by all labels (same style, different digit).
-            seed: Seed for the prior draws; with `None` NumPy's global state is
-                used, which `keras.utils.set_random_seed` fixes.
+            seed: Seed for the prior draws; with `None` they come from Keras'
+                global seed generator, which `keras.utils.set_random_seed` fixes
+                (NumPy's global random state is not touched).
 
         Returns:
             A NumPy array of `n` images, decoded in one batched call.
