@@ -298,3 +298,17 @@ def test_optimize_posterior_closes_the_gap_when_q_can_be_exact():
     # The model itself is untouched.
     again = evaluation.log_importance_weights(model, x, num_samples=500, seed=0).mean(axis=1)
     np.testing.assert_array_equal(before, again)
+
+
+def test_model_methods_are_the_module_function():
+    vae, _, _ = _linear_vae(mean_shift=0.3)
+    cvae, _, _ = _linear_vae(mean_shift=0.3, num_classes=3)
+    x = _linear_data(6)
+    y = np.arange(6) % 3
+    expected = evaluation.log_likelihood(vae, x, num_samples=20, seed=4)
+    np.testing.assert_array_equal(vae.log_likelihood(x, num_samples=20, seed=4), expected)
+    np.testing.assert_allclose(
+        cvae.log_likelihood([x, y], num_samples=20, seed=4), expected, atol=1e-3
+    )
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        vae.log_likelihood(x, num_samples=0)
