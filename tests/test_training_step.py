@@ -296,12 +296,12 @@ def test_generate_one_code_and_numpy_global_state():
     vae = vk.VAE(vk.build_mlp_encoder(LATENT, (8,)), vk.build_mlp_decoder(LATENT, (8,)))
     assert vae.generate(z=np.zeros(LATENT)).shape == (1, 28, 28, 1)
     assert vae.generate(3, z=np.zeros(LATENT)).shape == (3, 28, 28, 1)
-    np.random.seed(0)
-    expected = np.random.random(3)
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - the global stream is what this test protects
+    expected = np.random.random(3)  # noqa: NPY002
+    np.random.seed(0)  # noqa: NPY002
     vae.generate(4)
     _cvae().generate([0, 1, 2])
-    np.testing.assert_array_equal(np.random.random(3), expected)
+    np.testing.assert_array_equal(np.random.random(3), expected)  # noqa: NPY002
     keras.utils.set_random_seed(5)
     first = vae.generate(4)
     keras.utils.set_random_seed(5)
