@@ -943,6 +943,31 @@ class CVAE(_LatentVariableModel):
         labels = self._batch_labels(batch)
         if labels is None:
             return batch
+        rank = labels.shape.rank
+        if rank == 2 and labels.shape[-1] not in (None, 1, self.num_classes):
+            raise ValueError(
+                f"CVAE: one-hot labels have width {labels.shape[-1]} but num_classes is "
+                f"{self.num_classes}"
+            )
+        if rank == 1 or (rank == 2 and labels.shape[-1] == 1):
+            checks = [
+                tf.debugging.assert_greater_equal(
+                    labels,
+                    tf.cast(0, labels.dtype),
+                    message="CVAE: labels out of range: class ids must be >= 0",
+                ),
+                tf.debugging.assert_less(
+                    labels,
+                    tf.cast(self.num_classes, labels.dtype),
+                    message=(
+                        f"CVAE: labels out of range: expected class ids in "
+                        f"[0, {self.num_classes - 1}]"
+                    ),
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                batch = tf.nest.map_structure(tf.identity, batch)
+        return batch
 
     def generate(self, labels, z=None, seed=None):
         """Decodes one image per label, with z from the prior N(0, I) unless given.
