@@ -1,0 +1,164 @@
+"""MkDocs hooks that turn the repository into the tutorial's website (see mkdocs.yml).
+
+- Every ``notebooks/*.ipynb`` becomes a page (rendered by mkdocs-jupyter from its committed
+  outputs) and every public module ``vae_keras/*.py`` an API page (rendered by mkdocstrings), so a
+  new notebook or module appears without editing the configuration.
+- The navigation and the lists on the home page are built from those files.
+- Links between notebooks (``03_vae_mnist.ipynb``) are pointed at the pages.
+- MathJax is copied from the ``jupyter-server-mathjax`` package into ``site/assets/mathjax`` and
+  every notebook page loads it with a relative link: the formulas render offline and wherever the
+  folder is served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+PACKAGE = ROOT / "vae_keras"
+MATHJAX_PLACEHOLDER = "VAE_KERAS_MATHJAX"
+MATHJAX_DEST = "assets/mathjax"
+# The order in which the API pages are listed; modules not named here follow alphabetically.
+MODULE_ORDER = (
+    "layers",
+    "losses",
+    "models",
+    "schedules",
+    "builders",
+    "evaluation",
+    "datasets",
+    "plotting",
+)
+# MathJax 2 configuration, read before MathJax.js loads. jupyter-server-mathjax ships MathJax
+# 2.7 with the combined TeX-AMS-MML_HTMLorMML configuration and the STIX-Web fonts (the setup of
+# the classic Jupyter Notebook), so the HTML-CSS output is told to use those fonts.
+MATHJAX_CONFIG = r"""<script>
+window.MathJax = {
+  tex2jax: {
+    inlineMath: [["$", "$"], ["\\(", "\\)"]],
+    displayMath: [["$$", "$$"], ["\\[", "\\]"]],
+    processEscapes: true,
+    processEnvironments: true
+  },
+  "HTML-CSS": {availableFonts: [], imageFont: null, preferredFont: null, webFont: "STIX-Web"},
+  messageStyle: "none"
+};
+</script>
+"""
+
+
+def notebooks():
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def modules():
+    names = [p.stem for p in PACKAGE.glob("*.py") if not p.name.startswith("_")]
+    rank = {name: i for i, name in enumerate(MODULE_ORDER)}
+    return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+
+
+def notebook_title(path):
+    """The first level-1 heading of the notebook, or its file name."""
+    cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for line in "".join(cell.get("source", [])).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return path.stem
+
+
+def on_config(config):
+    config["nav"] = [
+        {"Home": "index.md"},
+        {"Tutorial": [f"notebooks/{p.name}" for p in notebooks()]},
+        {"API reference": [{f"vae_keras.{m}": f"api/{m}.md"} for m in modules()]},
+    ]
+    return config
+
+
+@event_priority(100)  # before mkdocs-jupyter, which claims the .ipynb files in its on_files
+def on_files(files, config):
+    for path in notebooks():
+        files.append(
+            File(
+                f"notebooks/{path.name}",
+                src_dir=str(ROOT),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
+    for path in sorted((ROOT / "images").glob("*.png")):  # the figures, for the home page
+        files.append(
+            File(
+                f"images/{path.name}",
+                src_dir=str(ROOT),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
+    for module in modules():
+        files.append(
+            File.generated(config, f"api/{module}.md", content=f"::: vae_keras.{module}\n")
+        )
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    if page.file.src_uri != "index.md":
+        return markdown
+    notebook_list = "\n".join(f"- [{notebook_title(p)}](notebooks/{p.name})" for p in notebooks())
+    module_list = "\n".join(f"- [`vae_keras.{m}`](api/{m}.md)" for m in modules())
+    return markdown.replace("<!-- notebook-list -->", notebook_list).replace(
+        "<!-- module-list -->", module_list
+    )
+
+
+def on_page_content(html, page, config, files):
+    if not page.file.src_uri.startswith("notebooks/"):
+        return html
+    names = {p.stem for p in notebooks()}
+
+    def link(match):
+        stem, anchor = match.group(1), match.group(2) or ""
+        if stem not in names:
+            return match.group(0)
+        return (
+            f'href="../{stem}/{anchor}"'
+            if config["use_directory_urls"]
+            else (f'href="{stem}.html{anchor}"')
+        )
+
+    return re.sub(r'href="([A-Za-z0-9_.-]+)\.ipynb(#[^"]*)?"', link, html)
+
+
+def on_post_page(output, page, config):
+    if MATHJAX_PLACEHOLDER not in output:
+        return output
+    # "notebooks/01_kl_divergence/" lies two folders below the site root.
+    prefix = "/".join([".."] * page.url.count("/")) or "."
+    output = output.replace(
+        f'<script src="{MATHJAX_PLACEHOLDER}/',
+        MATHJAX_CONFIG + f'<script src="{MATHJAX_PLACEHOLDER}/',
+    )
+    output = output.replace(MATHJAX_PLACEHOLDER, f"{prefix}/{MATHJAX_DEST}")
+    # mkdocs-jupyter also links Mermaid from a CDN; no notebook here uses it.
+    return re.sub(r'<script[^>]*src="https://[^"]*mermaid[^"]*"[^>]*>\s*</script>', "", output)
+
+
+def on_post_build(config):
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (source / "MathJax.js").is_file():
+        raise FileNotFoundError(
+            f"MathJax.js is missing from jupyter-server-mathjax; received {source}"
+        )
+    shutil.copytree(source, Path(config["site_dir"]) / MATHJAX_DEST, dirs_exist_ok=True)
