@@ -32,7 +32,7 @@ FIGURE = re.compile(
 )
 # Any other reference to the images folder in a markdown cell (an HTML <img>, a subfolder ...),
 # which the script cannot turn into an attachment.
-OTHER_REFERENCE = re.compile(r"\.\./images/\S+")
+OTHER_REFERENCE = re.compile(r"\.\./images/[^\s\"')>]+")
 
 
 def _source_text(cell):
@@ -63,6 +63,9 @@ def sync_cell(cell, images_dir, where):
     def rewrite(match):
         name = match.group("name")
         path = images_dir / name
+        if match.group("target").startswith("attachment:") and not path.is_file():
+            if name in (cell.get("attachments") or {}):
+                return match.group(0)  # an attachment of its own (an image pasted in JupyterLab)
         if not path.is_file():
             problems.append(
                 f"{where}: {match.group('target')} has no file images/{name}; received {path}"
@@ -72,7 +75,7 @@ def sync_cell(cell, images_dir, where):
         return f"![{match.group('alt')}](attachment:{name}{match.group('title') or ''})"
 
     new_text = FIGURE.sub(rewrite, text)
-    for leftover in OTHER_REFERENCE.findall(new_text):
+    for leftover in OTHER_REFERENCE.findall(FIGURE.sub("", new_text)):
         problems.append(
             f"{where}: cannot attach the reference {leftover!r}; write figures as "
             "![alt](../images/NAME.png) with NAME a file directly in images/"
@@ -124,10 +127,12 @@ def sync_notebook(path, images_dir, check=False):
     path = Path(path)
     notebook = json.loads(path.read_text(encoding="utf-8"))
     out_of_sync, problems = [], []
+    resolved = path.resolve()
+    label = resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else path.name
     for index, cell in enumerate(notebook.get("cells", [])):
         if cell.get("cell_type") != "markdown":
             continue
-        where = f"{path.name}: cell {index}" + (f" (id {cell['id']})" if "id" in cell else "")
+        where = f"{label}: cell {index}" + (f" (id {cell['id']})" if "id" in cell else "")
         new_cell, cell_problems = sync_cell(cell, images_dir, where)
         problems.extend(cell_problems)
         if new_cell is not None:
