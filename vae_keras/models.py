@@ -170,8 +170,7 @@ def _parse_free_bits(value, where):
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{where}: free_bits must be a number of nats per latent dimension; "
-            f"received {value!r}"
+            f"{where}: free_bits must be a number of nats per latent dimension; received {value!r}"
         ) from None
     if isinstance(value, bool) or not (number >= 0 and np.isfinite(number)):
         raise ValueError(f"{where}: free_bits must be finite and non-negative; received {value!r}")
@@ -610,7 +609,9 @@ class _LatentVariableModel(keras.Model):
         latent_dim = self.latent_dim
         if z is None:
             if seed is not None:
-                return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+                return (
+                    np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+                )
             # Keras' global seed generator: fixed by keras.utils.set_random_seed,
             # and NumPy's global stream is left alone.
             return ops.convert_to_numpy(keras.random.normal((n, latent_dim), dtype="float32"))

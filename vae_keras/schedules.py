@@ -124,7 +124,9 @@ class CyclicalAnnealing(keras.optimizers.schedules.LearningRateSchedule):
         self.start = _check_number(start, "CyclicalAnnealing: start")
         self.end = _check_number(end, "CyclicalAnnealing: end")
         self.num_cycles = (
-            None if num_cycles is None else _check_steps(num_cycles, "CyclicalAnnealing: num_cycles")
+            None
+            if num_cycles is None
+            else _check_steps(num_cycles, "CyclicalAnnealing: num_cycles")
         )
 
     def __call__(self, step):
