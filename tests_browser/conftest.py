@@ -8,6 +8,7 @@ end of the session.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +31,10 @@ CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 SERVER_START_TIMEOUT = 120  # seconds; JupyterLab on two busy cores can be slow to start
 
 _SCREENSHOT_DIR = None
+LAB_SETTINGS = {
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+}
 
 
 def free_port():
@@ -127,6 +132,12 @@ def jupyter_lab(tmp_path_factory):
     """
     port, token = free_port(), secrets.token_hex(16)
     state = tmp_path_factory.mktemp("jupyterlab")
+    # Opening a notebook must never write it back: no autosave. No news pop-up either.
+    for plugin, settings in LAB_SETTINGS.items():
+        path = state / "settings" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+    before = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     jupyter = shutil.which("jupyter")
     command = [jupyter] if jupyter else [sys.executable, "-m", "jupyter"]
     command += [
@@ -149,6 +160,8 @@ def jupyter_lab(tmp_path_factory):
         yield base, token
     finally:
         stop(process, log)
+    changed = [p.name for p, data in before.items() if p.read_bytes() != data]
+    assert not changed, f"JupyterLab changed notebooks on disk: {changed}"
 
 
 @pytest.fixture(scope="session")

@@ -131,7 +131,10 @@ def committed_errors(notebook):
 
 
 def check_page(driver, *, images, prose, outputs, math, math_expected, what):
-    """The three assertions, waiting up to RENDER_TIMEOUT for images and MathJax."""
+    """The three checks, waiting up to RENDER_TIMEOUT for images and MathJax.
+
+    Returns the problems found and counts of images and typeset formulas.
+    """
     problems = poll(
         lambda: image_problems(driver, images) + raw_tex_problems(driver, prose), RENDER_TIMEOUT
     )
@@ -139,13 +142,13 @@ def check_page(driver, *, images, prose, outputs, math, math_expected, what):
     typeset = driver.execute_script(JS_COUNT, math)
     if math_expected and typeset == 0:
         problems.append("the source has math but no typeset formula is on the page")
-    assert not problems, f"{what}:\n" + "\n".join(problems[:20])
     loaded = driver.execute_script(JS_IMAGES, images)
-    return {
+    stats = {
         "images": sum(not i["remote"] for i in loaded),
         "remote images": sum(i["remote"] for i in loaded),
         "formulas": typeset,
     }
+    return [f"{what}: {problem}" for problem in problems[:20]], stats
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -172,7 +175,7 @@ def test_notebook_in_jupyterlab(notebook, driver, jupyter_lab, screenshot_dir):
         message=f"{notebook.name}: not every markdown cell was rendered",
     )
     scroll_through(driver, f"{panel} .jp-WindowedPanel-outer")
-    stats = check_page(
+    problems, stats = check_page(
         driver,
         images=f"{panel} .jp-RenderedMarkdown img, {panel} .jp-OutputArea-output img",
         prose=f"{panel} .jp-MarkdownCell .jp-RenderedMarkdown",
@@ -181,8 +184,9 @@ def test_notebook_in_jupyterlab(notebook, driver, jupyter_lab, screenshot_dir):
         math_expected=has_math(notebook),
         what=f"{notebook.name} in JupyterLab",
     )
-    dialogs = driver.execute_script(JS_TEXTS, ".jp-Dialog")
-    assert not dialogs, f"{notebook.name}: JupyterLab shows a dialog: {dialogs}"
+    problems += [
+        f"JupyterLab shows a dialog: {d}" for d in driver.execute_script(JS_TEXTS, ".jp-Dialog")
+    ]
     driver.execute_script(
         "const b = document.querySelector(arguments[0]); if (b) { b.scrollTop = 0; }",
         f"{panel} .jp-WindowedPanel-outer",
@@ -190,6 +194,7 @@ def test_notebook_in_jupyterlab(notebook, driver, jupyter_lab, screenshot_dir):
     time.sleep(0.5)
     driver.save_screenshot(str(screenshot_dir / f"jupyterlab_{notebook.stem}.png"))
     print(f"{notebook.name}: {stats}")
+    assert not problems, "\n".join(problems)
 
 
 SITE_PAGES = {"index": "", "notebook": f"notebooks/{NOTEBOOKS[0].stem}/" if NOTEBOOKS else ""}
@@ -199,7 +204,7 @@ SITE_PAGES = {"index": "", "notebook": f"notebooks/{NOTEBOOKS[0].stem}/" if NOTE
 def test_site_page(page, driver, site_server, screenshot_dir):
     driver.get(f"{site_server}/{SITE_PAGES[page]}")
     content = ".md-content"
-    stats = check_page(
+    problems, stats = check_page(
         driver,
         images=f"{content} img",
         prose=content,
@@ -208,6 +213,8 @@ def test_site_page(page, driver, site_server, screenshot_dir):
         math_expected=page == "notebook" and has_math(NOTEBOOKS[0]),
         what=f"site page {SITE_PAGES[page] or 'index'}",
     )
-    assert stats["images"] > 0, f"site page {page}: no image on the page"
+    if stats["images"] == 0:
+        problems.append(f"site page {page}: no image on the page")
     driver.save_screenshot(str(screenshot_dir / f"site_{page}.png"))
     print(f"site {page}: {stats}")
+    assert not problems, "\n".join(problems)
