@@ -26,6 +26,21 @@ def _check_pair(inputs, where):
     return z_mean, z_log_var
 
 
+def _reparameterize(z_mean, z_log_var, seed, dtype):
+    """`z_mean + exp(0.5 * z_log_var) * eps`, computed in float32 (or wider), cast to `dtype`.
+
+    Under a mixed-precision policy the inputs arrive in float16 or bfloat16;
+    `exp(0.5 * z_log_var)` overflows float16 for log-variances above about 22,
+    so the arithmetic runs in float32 and only the result takes `dtype`.
+    """
+    z_mean = ops.convert_to_tensor(z_mean)
+    z_log_var = ops.convert_to_tensor(z_log_var)
+    wide = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
+    z_mean, z_log_var = ops.cast(z_mean, wide), ops.cast(z_log_var, wide)
+    epsilon = keras.random.normal(ops.shape(z_mean), dtype=wide, seed=seed)
+    return ops.cast(z_mean + ops.exp(0.5 * z_log_var) * epsilon, dtype)
+
+
 @keras.saving.register_keras_serializable(package="vae_keras")
 class Sampling(keras.layers.Layer):
     """Draws `z ~ N(z_mean, exp(z_log_var))` with the reparameterization trick.
@@ -36,6 +51,10 @@ class Sampling(keras.layers.Layer):
     `eps` comes from a `keras.random.SeedGenerator` owned by the layer: two
     layers built with the same `seed` produce the same sequence of draws, and the
     layer works on every Keras backend, including inside JAX's `jit`.
+
+    Mixed precision: under `mixed_float16` or `mixed_bfloat16` the draw and the
+    arithmetic run in float32 (in float16, `exp(0.5 * z_log_var)` overflows for
+    log-variances above about 22) and `z` is returned in the layer's compute dtype.
 
     Args:
         seed: Optional integer seed for the layer's `SeedGenerator`. With `None`
@@ -66,10 +85,7 @@ class Sampling(keras.layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = _check_pair(inputs, "Sampling")
-        epsilon = keras.random.normal(
-            ops.shape(z_mean), dtype=self.compute_dtype, seed=self.seed_generator
-        )
-        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+        return _reparameterize(z_mean, z_log_var, self.seed_generator, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
@@ -102,7 +118,8 @@ def sampling(args):
         args: A list `[z_mean, z_log_var]` of two tensors of the same shape.
 
     Returns:
-        A tensor `z` with the shape of `z_mean`.
+        A tensor `z` with the shape and dtype of `z_mean`; as in `Sampling`, the
+        arithmetic runs in float32 when `z_mean` is float16 or bfloat16.
 
     Example:
 
@@ -119,6 +136,5 @@ def sampling(args):
     (4, 2)
     """
     z_mean, z_log_var = _check_pair(args, "sampling")
-    z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
-    epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype)
-    return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+    z_mean = ops.convert_to_tensor(z_mean)
+    return _reparameterize(z_mean, z_log_var, None, z_mean.dtype)

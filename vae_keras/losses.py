@@ -26,7 +26,8 @@ def kl_divergence(z_mean, z_log_var):
         z_log_var: Array or tensor of the same shape: the log-variance.
 
     Returns:
-        A backend tensor of shape `(batch,)`, in nats.
+        A backend tensor of shape `(batch,)`, in nats: float32 for float16,
+        bfloat16 or float32 inputs (mixed precision), float64 for float64.
 
     Example:
 
@@ -54,7 +55,7 @@ def kl_per_dimension(z_mean, z_log_var):
         z_log_var: Array or tensor of the same shape.
 
     Returns:
-        A backend tensor of shape `(batch, latent_dim)`.
+        A backend tensor of shape `(batch, latent_dim)`, at least float32.
 
     Example:
 
@@ -73,7 +74,9 @@ def kl_per_dimension(z_mean, z_log_var):
         )
     if len(z_mean.shape) < 1:
         raise ValueError("kl_divergence: expected tensors of shape (batch, latent_dim)")
-    dtype = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, float)
+    # float32 at least: under mixed precision the inputs may be float16 or
+    # bfloat16, where exp(log_var) overflows (float16) or loses digits.
+    dtype = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
     z_mean = ops.cast(z_mean, dtype)
     z_log_var = ops.cast(z_log_var, dtype)
     # The closed form with the sign folded in, so the prior gives +0.0, not -0.0.

@@ -57,6 +57,15 @@ def _backend_is(name):
     return keras.backend.backend() == name
 
 
+def _tf_strategy_active():
+    """True inside the scope of a `tf.distribute` strategy (TensorFlow backend only)."""
+    if not _backend_is("tensorflow"):
+        return False
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
+
+
 def _static_shape(tensor_or_shape):
     shape = getattr(tensor_or_shape, "shape", tensor_or_shape)
     return tuple(shape) if shape is not None else None
@@ -399,7 +408,9 @@ class _LatentVariableModel(keras.Model):
 
         - `steps_per_execution="auto"`: 32 on TensorFlow, so `fit` runs 32
           batches per call into the compiled graph instead of returning to
-          Python after each one; 1 on JAX and PyTorch (PyTorch requires 1).
+          Python after each one; 1 on JAX and PyTorch (PyTorch requires 1),
+          and 1 under a `tf.distribute` strategy (Keras' multi-step loop fails
+          under `MirroredStrategy`).
         - `jit_compile="auto"`: Keras' rule (XLA on JAX and on accelerators),
           except that on CPU-only TensorFlow, where Keras turns XLA off, it is
           turned on for models without convolution layers. (XLA's CPU
@@ -414,9 +425,14 @@ class _LatentVariableModel(keras.Model):
                 f"{type(self).__name__} computes its own loss (the negative ELBO); "
                 "call compile(optimizer=...) without a loss argument"
             )
+        self._check_distribution_support()
         self._requested_execution = (steps_per_execution, jit_compile)
         if steps_per_execution == "auto":
-            steps_per_execution = _TF_STEPS_PER_EXECUTION if _backend_is("tensorflow") else 1
+            steps_per_execution = (
+                _TF_STEPS_PER_EXECUTION
+                if _backend_is("tensorflow") and not _tf_strategy_active()
+                else 1
+            )
         if jit_compile == "auto":
             jit_compile = self._auto_jit_compile(kwargs.get("run_eagerly", False))
         super().compile(
@@ -425,6 +441,43 @@ class _LatentVariableModel(keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+
+    def _check_distribution_support(self):
+        if _backend_is("torch") and keras.distribution.distribution() is not None:
+            raise ValueError(
+                f"{type(self).__name__}: Keras' distribution API "
+                "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
+                "the PyTorch backend has no support for it, so this model would not be "
+                "trained in parallel. Use KERAS_BACKEND=jax with DataParallel, or "
+                "KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy; received "
+                f"distribution={type(keras.distribution.distribution()).__name__}"
+            )
+
+    def _scale_for_replicas(self, total, batch_size):
+        """Scales the loss of one replica so that the replicas' gradients sum to the global one.
+
+        Under a `tf.distribute` strategy each replica sees part of the global
+        batch and the gradients of the replicas are summed. Each replica's loss
+        is its batch mean, so it is weighted by `local / global` examples: the
+        sum of the gradients is then exactly the gradient of the global batch
+        mean, also for a last batch that does not split evenly. The returned
+        value is the batch mean divided by the number of replicas, what Keras
+        reports for its own losses and un-scales for the `loss` metric.
+        (JAX's `DataParallel` computes the loss on the whole global batch and
+        needs nothing here.)
+        """
+        if not _tf_strategy_active():
+            return total
+        import tensorflow as tf
+
+        replica_context = tf.distribute.get_replica_context()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replica_context is None or replicas == 1:
+            return total
+        local = ops.cast(batch_size, total.dtype)
+        global_size = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        exact = total * local / global_size
+        return exact + ops.stop_gradient(total / replicas - exact)
 
     def _auto_jit_compile(self, run_eagerly):
         """`True` on CPU-only TensorFlow for models without convolutions, else "auto"."""
@@ -548,7 +601,7 @@ class _LatentVariableModel(keras.Model):
         self.reconstruction_loss_tracker.update_state(reconstruction_loss, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
         self.beta_tracker.update_state(beta)
-        return total
+        return self._scale_for_replicas(total, batch_size)
 
     def _no_targets_message(self):
         return (
@@ -580,7 +633,8 @@ class _LatentVariableModel(keras.Model):
         if _is_inside_step(self):
             return self._forward(images, condition, training=training)
         z_mean, _ = self._encode(images, condition, training=training)
-        return self._decode(z_mean, condition, training=training)
+        # float32 whatever the compute dtype, so predict() gives ordinary arrays
+        return ops.cast(self._decode(z_mean, condition, training=training), "float32")
 
     def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
         """Importance-sampled estimate of log p(x) per example, in nats.
@@ -722,7 +776,7 @@ class VAE(_LatentVariableModel):
             z = np.asarray(z)
             n = 1 if z.ndim == 1 else z.shape[0]
         z = self._prior_samples(n, z, seed)
-        return ops.convert_to_numpy(self.decoder(z, training=False))
+        return ops.convert_to_numpy(ops.cast(self.decoder(z, training=False), "float32"))
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -986,7 +1040,8 @@ class CVAE(_LatentVariableModel):
         """
         one_hot = self._check_labels(labels)
         z = self._prior_samples(one_hot.shape[0], z, seed)
-        return ops.convert_to_numpy(self.decoder([z, one_hot], training=False))
+        images = self.decoder([z, one_hot], training=False)
+        return ops.convert_to_numpy(ops.cast(images, "float32"))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
