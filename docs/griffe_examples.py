@@ -20,14 +20,21 @@ NEXT_SECTION = re.compile(r"^[A-Z][A-Za-z ]*:\s*$")
 
 
 def indent_examples(text):
-    """Indent the lines after a margin-level ``Example:`` header up to the next section."""
+    """Indent the lines after a margin-level ``Example:`` header up to the next section.
+
+    The header becomes ``Examples:`` and the blank lines right below it are dropped, as the
+    Google-style parser requires.
+    """
     lines = text.split("\n")
-    result, inside = [], False
+    result, inside, just_opened = [], False, False
     for index, line in enumerate(lines):
         if HEADER.match(line):
-            inside = True
+            inside, just_opened = True, True
             result.append("Examples:")
             continue
+        if just_opened and not line.strip():
+            continue  # Google style wants the body right below its header
+        just_opened = False
         if inside and NEXT_SECTION.match(line):
             following = lines[index + 1] if index + 1 < len(lines) else ""
             if following.startswith((" ", "\t")):

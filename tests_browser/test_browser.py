@@ -1,12 +1,13 @@
 """Open the tutorial the way a reader does, in a real browser, and check what they would see.
 
 For every notebook opened in JupyterLab (started as the README says) and for the built site's
-home page and first notebook page:
+home page, first notebook page and one API page:
 
 - every image of the rendered markdown and of the outputs has loaded (`naturalWidth > 0`);
 - the math has been typeset: no `$$`, no `$...$` pair and no TeX command such as `\\frac` is left
   as text in the rendered markdown, and the page holds typeset formulas where the source has math;
-- no output shows an error.
+- no output shows an error;
+- on the API page, the docstring examples are shown as code blocks.
 
 A screenshot of each page's first screen goes to a temporary folder, printed at the end of the
 run. The notebooks are not executed: this checks their committed outputs. Images hosted on other
@@ -197,7 +198,11 @@ def test_notebook_in_jupyterlab(notebook, driver, jupyter_lab, screenshot_dir):
     assert not problems, "\n".join(problems)
 
 
-SITE_PAGES = {"index": "", "notebook": f"notebooks/{NOTEBOOKS[0].stem}/" if NOTEBOOKS else ""}
+SITE_PAGES = {
+    "index": "",
+    "notebook": f"notebooks/{NOTEBOOKS[0].stem}/" if NOTEBOOKS else "",
+    "api": "api/losses/",  # an API page: its docstring examples must be shown as code
+}
 
 
 @pytest.mark.parametrize("page", sorted(SITE_PAGES))
@@ -213,7 +218,12 @@ def test_site_page(page, driver, site_server, screenshot_dir):
         math_expected=page == "notebook" and has_math(NOTEBOOKS[0]),
         what=f"site page {SITE_PAGES[page] or 'index'}",
     )
-    if stats["images"] == 0:
+    if page == "api":
+        code = " ".join(driver.execute_script(JS_TEXTS, f"{content} .doc pre"))
+        prose = " ".join(driver.execute_script(JS_PROSE, content, NOT_PROSE))
+        if ">>> import vae_keras as vk" not in code or ">>>" in prose:
+            problems.append(f"site page {page}: the docstring examples are not shown as code")
+    elif stats["images"] == 0:
         problems.append(f"site page {page}: no image on the page")
     driver.save_screenshot(str(screenshot_dir / f"site_{page}.png"))
     print(f"site {page}: {stats}")
