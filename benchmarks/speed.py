@@ -10,6 +10,7 @@ rounds of (its epoch time / the reference's epoch time in the same round).
 
 import time
 
+import keras
 import numpy as np
 
 from benchmarks import common
@@ -31,7 +32,8 @@ def copy_initial_weights(source, target):
         if shapes[0] != shapes[1]:
             raise RuntimeError(f"{part}: weight shapes differ: {shapes[0]} vs {shapes[1]}")
         for a, b in zip(src, dst):
-            b.assign(a.value)
+            # a copy: on JAX, fit donates the source's buffers, which would delete both
+            b.assign(np.array(keras.ops.convert_to_numpy(a.value)))
 
 
 def _evaluate(model, data):
