@@ -364,7 +364,7 @@ def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
     if width == 0:
         raise ValueError("plot_kl_per_dimension: received an empty KL array")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * width * len(series) + 2), 3.2))
+        fig, ax = plt.subplots(figsize=(min(11.0, max(4.0, 0.25 * width * len(series) + 2)), 3.2))
     else:
         fig = ax.figure
     bar = 0.8 / len(series)
@@ -385,8 +385,9 @@ def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
 def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     """Rate (KL) against distortion (reconstruction term), the plane of Alemi et al. (2018).
 
-    Points on a dashed diagonal `rate + distortion = c` share the same ELBO; the
-    lines through the first and last points are drawn for reference.
+    Points on a diagonal `rate + distortion = c` share the same ELBO; the dashed
+    diagonal through the point with the best ELBO (lowest `rate + distortion`)
+    is drawn for reference: every other point lies on or above it.
 
     Args:
         rates: KL terms in nats per image, one per model.
@@ -414,9 +415,11 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
         fig = ax.figure
     ax.plot(rates, distortions, "o-", ms=5)
     span = np.array([0.0, max(rates.max(), 1e-9) * 1.1])
-    for i in sorted({0, rates.size - 1}):
-        total = rates[i] + distortions[i]
-        ax.plot(span, total - span, ls="--", lw=0.8, color="gray")
+    best = float(np.min(rates + distortions))
+    ax.plot(
+        span, best - span, ls="--", lw=0.8, color="gray", label=f"best ELBO: R + D = {best:.1f}"
+    )
+    ax.legend(fontsize=8, loc="upper right")
     if labels is not None:
         for r, d, text in zip(rates, distortions, labels):
             ax.annotate(str(text), (r, d), textcoords="offset points", xytext=(5, 4), fontsize=8)
