@@ -88,8 +88,6 @@ def _scenario_names(engine):
     names = list(scenarios.SCENARIOS)
     if engine == "jax":  # batches must split evenly over JAX's devices
         names.remove("vae_odd_weighted")
-    if engine == "tensorflow":  # each replica floors its own share's KL (see the README)
-        names.remove("vae_free_bits")
     return names
 
 

@@ -443,7 +443,17 @@ class _LatentVariableModel(keras.Model):
         )
 
     def _check_distribution_support(self):
-        if _backend_is("torch") and keras.distribution.distribution() is not None:
+        distribution = keras.distribution.distribution()
+        if _backend_is("tensorflow") and distribution is not None:
+            raise ValueError(
+                f"{type(self).__name__}: Keras' distribution API "
+                "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
+                "the TensorFlow trainer ignores it, so this model would train on one device. "
+                "On TensorFlow, build and compile the model inside "
+                "tf.distribute.MirroredStrategy().scope(); received "
+                f"distribution={type(distribution).__name__}"
+            )
+        if _backend_is("torch") and distribution is not None:
             raise ValueError(
                 f"{type(self).__name__}: Keras' distribution API "
                 "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
@@ -478,6 +488,38 @@ class _LatentVariableModel(keras.Model):
         global_size = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
         exact = total * local / global_size
         return exact + ops.stop_gradient(total / replicas - exact)
+
+    def _free_bits_term(self, kl_per_dim, batch_size):
+        """`sum_j max(free_bits, KL_j)`, with `KL_j` the batch-average KL of dimension j.
+
+        Under a `tf.distribute` strategy the floor must see the global batch,
+        not one replica's share: the per-dimension averages are all-reduced
+        (without gradient), and this replica's gradient flows through the
+        dimensions that are above the floor globally. With the weighting of
+        `_scale_for_replicas` the summed gradients are those of one device.
+        """
+        replicated = self._replica_average(kl_per_dim, batch_size)
+        if replicated is None:
+            return ops.sum(ops.maximum(kl_per_dim, self._free_bits))
+        above = ops.cast(ops.greater(replicated, self._free_bits), kl_per_dim.dtype)
+        gradient_path = ops.sum(above * kl_per_dim)
+        value = ops.sum(ops.maximum(replicated, self._free_bits))
+        return gradient_path + ops.stop_gradient(value - gradient_path)
+
+    def _replica_average(self, batch_mean, batch_size):
+        """The global-batch average of a per-replica batch mean, or None without replicas."""
+        if not _tf_strategy_active():
+            return None
+        import tensorflow as tf
+
+        replica_context = tf.distribute.get_replica_context()
+        if replica_context is None or tf.distribute.get_strategy().num_replicas_in_sync == 1:
+            return None
+        local = ops.cast(batch_size, batch_mean.dtype)
+        total = replica_context.all_reduce(
+            tf.distribute.ReduceOp.SUM, ops.stop_gradient(batch_mean) * local
+        )
+        return total / replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
 
     def _auto_jit_compile(self, run_eagerly):
         """`True` on CPU-only TensorFlow for models without convolutions, else "auto"."""
@@ -588,7 +630,7 @@ class _LatentVariableModel(keras.Model):
         if self._free_bits:
             kl_per_dim = ops.mean(kl_terms, axis=0)
             kl_loss = ops.sum(kl_per_dim)
-            kl_term = ops.sum(ops.maximum(kl_per_dim, self._free_bits))
+            kl_term = self._free_bits_term(kl_per_dim, ops.shape(images)[0])
         else:
             kl_loss = kl_term = ops.mean(kl_terms)
         beta = self._current_beta()
