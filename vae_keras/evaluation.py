@@ -39,6 +39,11 @@ __all__ = [
 
 # Latent codes decoded per decoder call when `batch_size` is None.
 DEFAULT_BATCH_SIZE = 4096
+# On JAX, jobs with at least this many codes (examples x draws) decode through one
+# jax.jit-compiled function; smaller ones skip the compilation. TensorFlow and PyTorch
+# call the decoder eagerly: on 2 CPU cores tf.function made a 16-D MLP decoder about
+# 30% faster and a convolutional one no faster, not worth a trace per call.
+_JIT_MIN_CODES = 50_000
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -141,6 +146,35 @@ def _log_likelihood_given_z(model, images, reconstruction):
     return -squared / (2.0 * sigma**2) - 0.5 * size * math.log(2.0 * math.pi * sigma**2)
 
 
+def _log_px_given_codes(model, images, z, condition):
+    """log p(x | z), shape (k, b), for images (b, ...) and codes (k * b, latent_dim)."""
+    reconstruction = model._decode(z, condition, training=False)
+    if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
+        raise ValueError(
+            f"the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
+            f"images' shape {tuple(images.shape[1:])}"
+        )
+    shape = (-1, images.shape[0]) + tuple(reconstruction.shape[1:])
+    return _log_likelihood_given_z(model, images, ops.reshape(reconstruction, shape))
+
+
+def _log_px_function(model, n_codes):
+    """`fn(images, z, condition)` computing `_log_px_given_codes`, jit-compiled on JAX."""
+    if keras.backend.backend() != "jax" or n_codes < _JIT_MIN_CODES:
+        return lambda images, z, condition: _log_px_given_codes(model, images, z, condition)
+    import jax
+
+    variables = list(model.decoder.variables)
+
+    def pure(values, images, z, condition):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return _log_px_given_codes(model, images, z, condition)
+
+    jitted = jax.jit(pure)
+    values = [v.value for v in variables]
+    return lambda images, z, condition: jitted(values, images, z, condition)
+
+
 def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=None, posterior=None):
     """Log importance weights `log p(x, z_k) - log q(z_k | x)`, shape `(n, num_samples)`.
 
@@ -183,6 +217,7 @@ def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, whe
     latent_dim = z_mean.shape[1] if z_mean.ndim == 2 else model.latent_dim
 
     # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
+    log_px_fn = _log_px_function(model, n * num_samples)
     examples = max(1, min(n, batch_size // num_samples)) if n else 1
     draws_cap = max(1, batch_size // examples)
     num_chunks = -(-num_samples // draws_cap)
@@ -213,14 +248,12 @@ def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, whe
                 cond_flat = ops.convert_to_tensor(
                     np.broadcast_to(cond[None], (k, b, cond.shape[1])).reshape(k * b, -1)
                 )
-            reconstruction = model._decode(z_flat, cond_flat, training=False)
-            reconstruction = ops.reshape(reconstruction, (k, b) + tuple(reconstruction.shape[1:]))
-            if tuple(reconstruction.shape[2:]) != images.shape[1:]:
-                raise ValueError(
-                    f"{where}: the decoder's output shape {tuple(reconstruction.shape[2:])} "
-                    f"differs from the images' shape {images.shape[1:]}"
-                )
-            log_px = ops.convert_to_numpy(_log_likelihood_given_z(model, x_chunk, reconstruction))
+            try:
+                log_px = ops.convert_to_numpy(log_px_fn(x_chunk, z_flat, cond_flat))
+            except ValueError as error:
+                if "decoder's output shape" not in str(error):
+                    raise
+                raise ValueError(f"{where}: {error}") from None
             chunks.append((log_px.astype("float64") + log_prior_ratio).T)  # (b, k)
         weights = np.concatenate(chunks, axis=1)
         if reduce:
