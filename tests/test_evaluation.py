@@ -239,6 +239,8 @@ def test_bad_inputs_raise_early_and_clearly():
         evaluation.log_likelihood(cvae, xs, num_samples=2)
     with pytest.raises(ValueError, match="labels for 4 images"):
         evaluation.log_likelihood(cvae, [xs, np.array([0, 1])], num_samples=2)
+    with pytest.raises(ValueError, match="2 labels for 4 images"):
+        evaluation.log_likelihood(cvae, [xs, [0, 1]], num_samples=2)  # a Python list
     with pytest.raises(ValueError, match="out of range"):
         evaluation.log_likelihood(cvae, [xs, np.array([0, 1, 2, 3])], num_samples=2)
     with pytest.raises(ValueError, match="threshold"):

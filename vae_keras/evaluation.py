@@ -77,6 +77,11 @@ def _split_inputs(model, x, where):
         raise ValueError(
             f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
         )
+    if condition is not None and condition.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"{where}: {condition.shape[0]} labels for {images.shape[0]} images; "
+            "give one label per image"
+        )
     return images, condition
 
 
