@@ -6,14 +6,23 @@ import re
 
 import pytest
 
-from vae_keras import builders, datasets, layers, losses, models, plotting, schedules
+from vae_keras import (
+    builders,
+    datasets,
+    evaluation,
+    layers,
+    losses,
+    models,
+    plotting,
+    schedules,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
     "module",
-    [layers, losses, models, builders, datasets, plotting, schedules],
+    [layers, losses, models, builders, datasets, plotting, schedules, evaluation],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):

@@ -10,10 +10,12 @@ The public API:
 - `LinearWarmup` and `CyclicalAnnealing`: schedules for the KL weight beta.
 - `build_mlp_encoder`, `build_mlp_decoder`, `build_conv_encoder`,
   `build_conv_decoder`: the architectures used in the notebooks.
+- `evaluation`: the importance-sampled log-likelihood and posterior-collapse
+  diagnostics (`log_likelihood`, `kl_per_dimension`, `active_units`, ...).
 - `datasets` (`load_mnist`, `load_fashion_mnist`) and `plotting`.
 """
 
-from vae_keras import datasets, plotting
+from vae_keras import datasets, evaluation, plotting
 from vae_keras.builders import (
     build_conv_decoder,
     build_conv_encoder,
@@ -42,5 +44,6 @@ __all__ = [
     "build_conv_encoder",
     "build_conv_decoder",
     "datasets",
+    "evaluation",
     "plotting",
 ]
