@@ -115,7 +115,10 @@ class VAELoss(keras.losses.Loss):
             probabilities (more stable; ignored for `"gaussian"`).
         reduction: Keras loss reduction; the default averages over the batch.
         name: Name of the loss.
-        dtype: Dtype of the loss computation.
+        dtype: Dtype of the loss computation. The default, `None`, is Keras'
+            `floatx()` (float32): under a mixed-precision policy the float16 or
+            bfloat16 reconstructions are cast to float32 before the per-pixel
+            terms are computed and summed.
 
     Call arguments:
         y_true: Images, shape `(batch, ...)`, values in [0, 1] for Bernoulli.
