@@ -123,3 +123,15 @@ def test_building_blocks_compute_in_float32(dtype):
     assert keras.backend.standardize_dtype(z.dtype) == dtype
     std = ops.convert_to_numpy(ops.cast(z, "float32")).std()
     assert abs(std - np.exp(2.0)) < 0.05 * np.exp(2.0)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_log_likelihood_matches_float32_for_the_same_weights(policy):
+    data = _inputs(conditional=False, n=16)
+    reference = _model("float32", conv=False)
+    expected = reference.log_likelihood(data, num_samples=20, seed=3)
+    mixed = _model(policy, conv=False)
+    mixed.set_weights(reference.get_weights())
+    result = mixed.log_likelihood(data, num_samples=20, seed=3)
+    assert result.dtype == np.float64 and np.all(np.isfinite(result))
+    np.testing.assert_allclose(result, expected, rtol=5e-3)

@@ -153,7 +153,8 @@ def _log_likelihood_given_z(model, images, reconstruction):
 
 def _log_px_given_codes(model, images, z, condition):
     """log p(x | z), shape (k, b), for images (b, ...) and codes (k * b, latent_dim)."""
-    reconstruction = model._decode(z, condition, training=False)
+    # float32 whatever the compute dtype: 784 per-pixel terms summed in 16 bits lose digits
+    reconstruction = ops.cast(model._decode(z, condition, training=False), "float32")
     if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
         raise ValueError(
             f"the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
