@@ -1,0 +1,110 @@
+"""vae_keras.tutorial: the notebooks' setup helpers."""
+
+import linecache
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import vae_keras as vk
+from vae_keras import tutorial
+
+
+def test_quiet_stderr_hides_file_descriptor_2_and_restores_it(capfd):
+    with tutorial.quiet_stderr():
+        os.write(2, b"C++ start-up line\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_quiet_logs_formats_warnings_without_their_file():
+    saved = warnings.formatwarning
+    try:
+        tutorial.quiet_logs()
+        text = warnings.formatwarning("offline split", UserWarning, "/data/loader.py", 12)
+        assert text == "UserWarning: offline split\n"
+    finally:
+        warnings.formatwarning = saved
+
+
+def test_print_every_prints_every_n_epochs_and_the_last(capsys):
+    callback = tutorial.PrintEvery(3)
+    callback.set_params({"epochs": 7})
+    for epoch in range(7):
+        logs = {"loss": 100.0 - epoch, "reconstruction_loss": 90.0, "kl_loss": 10.0 - epoch}
+        callback.on_epoch_end(epoch, {**logs, "val_loss": 101.0})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch   3/7", "epoch   6/7", "epoch   7/7"]
+    assert lines[0] == "epoch   3/7: loss 98.00 (val 101.00), reconstruction 90.00, KL 8.00"
+    with pytest.raises(ValueError, match="n=0"):
+        tutorial.PrintEvery(0)
+
+
+def test_markdown_table_formats_floats_and_checks_row_lengths():
+    text = tutorial.markdown_table(["a", "b", "c"], [("x", 1.23456, 7), ("y", 1e4, "-")], digits=1)
+    assert text.splitlines() == [
+        "| a | b | c |",
+        "| --- | --- | --- |",
+        "| x | 1.2 | 7 |",
+        "| y | 10,000.0 | - |",
+    ]
+    with pytest.raises(ValueError, match="3 cells"):
+        tutorial.markdown_table(["a", "b", "c"], [("x", 1.0)])
+
+
+def test_held_out_is_reconstruction_plus_kl_whatever_beta():
+    keras.utils.set_random_seed(0)
+    vae = vk.VAE(
+        vk.build_mlp_encoder(latent_dim=2, hidden_units=(16,)),
+        vk.build_mlp_decoder(latent_dim=2, hidden_units=(16,)),
+        beta=4.0,
+        seed=0,
+    )
+    vae.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
+    numbers = tutorial.held_out(vae, x, batch_size=32)
+    assert set(numbers) == {"negative ELBO", "reconstruction", "KL"}
+    np.testing.assert_allclose(
+        numbers["negative ELBO"], numbers["reconstruction"] + numbers["KL"], rtol=1e-6
+    )
+    # A second pass draws other z, so the two estimates agree only up to sampling noise.
+    logs = vae.evaluate(x, batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(numbers["reconstruction"], logs["reconstruction_loss"], rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "assets, quick, expected",
+    [(None, None, False), ("1", None, True), ("1", "1", False), ("0", None, False)],
+)
+def test_write_assets_only_when_asked_and_not_in_quick_mode(monkeypatch, assets, quick, expected):
+    for name, value in (("VAE_KERAS_WRITE_ASSETS", assets), ("VAE_KERAS_QUICK", quick)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert tutorial.write_assets() is expected
+
+
+def test_cell_source_returns_the_whole_cell_of_a_function_or_class():
+    cell = "import math\n\n\nclass Model:\n    def area(self, r):\n        return math.pi * r * r\n"
+    filename = "<cell-for-test>"
+    linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+    namespace = {}
+    exec(compile(cell, filename, "exec"), namespace)
+    assert tutorial.cell_source(namespace["Model"]) == cell
+    assert tutorial.cell_source(namespace["Model"].area) == cell
+    with pytest.raises(ValueError, match="expected a function or a class"):
+        tutorial.cell_source(3)
+
+
+def test_run_on_backends_runs_each_in_its_own_process_and_reports_failures():
+    outputs = tutorial.run_on_backends(
+        "import os, sys; print(os.environ['KERAS_BACKEND']); sys.exit(int(os.environ['KERAS_BACKEND'] == 'x'))",
+        backends=["numpy", "not_a_backend_package"],
+    )
+    assert outputs["numpy"] == "numpy"
+    assert outputs["not_a_backend_package"].startswith("not installed here")
+    failing = tutorial.run_on_backends("raise SystemExit('no luck')", backends=["numpy"])
+    assert failing["numpy"] == "failed (exit code 1): no luck"

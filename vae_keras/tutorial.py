@@ -1,0 +1,270 @@
+"""Small helpers that keep the tutorial notebooks' cells about VAEs.
+
+Each notebook used to open with 60-85 lines of setup; what is left of it lives here:
+quiet logs, a training callback that prints one line every few epochs, a Markdown table, the
+held-out negative ELBO, a switch for writing files into the repository, and running one cell's
+code under every Keras backend.
+
+None of this is needed to use `vae_keras` in your own models.
+"""
+
+import contextlib
+import linecache
+import logging
+import os
+import subprocess
+import sys
+import warnings
+
+import keras
+
+__all__ = [
+    "quiet_stderr",
+    "quiet_logs",
+    "PrintEvery",
+    "markdown_table",
+    "show_table",
+    "held_out",
+    "write_assets",
+    "cell_source",
+    "run_on_backends",
+]
+
+WRITE_ASSETS_VARIABLE = "VAE_KERAS_WRITE_ASSETS"
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Sends the process's standard error (file descriptor 2) to `/dev/null`, then restores it.
+
+    TensorFlow's C++ runtime writes start-up lines (oneDNN, "no CUDA driver found") straight to
+    file descriptor 2, whatever `TF_CPP_MIN_LOG_LEVEL` says, so redirecting Python's
+    `sys.stderr` does not catch them. Python-level warnings raised inside the block are lost too.
+
+    Example:
+
+    >>> import os
+    >>> with quiet_stderr():
+    ...     _ = os.write(2, b"not shown")
+    """
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _short_warning(message, category, *args, **kwargs):
+    return f"{category.__name__}: {message}\n"
+
+
+def quiet_logs():
+    """Prints warnings as `Category: message` and shows only TensorFlow's errors.
+
+    Without this, a warning is printed with the path and line of the file that raised it (a
+    machine path in a committed output), and TensorFlow's Python logger reports every function
+    it traces again, which is expected when a notebook builds several models.
+
+    Example:
+
+    >>> import warnings
+    >>> quiet_logs()
+    >>> warnings.formatwarning("offline split", UserWarning, "/some/file.py", 3)
+    'UserWarning: offline split\\n'
+    """
+    warnings.formatwarning = _short_warning
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class PrintEvery(keras.callbacks.Callback):
+    """Prints one line of losses every `n` epochs and after the last one.
+
+    With `fit(..., verbose=0)` this keeps a notebook's training log to a few lines, while the
+    full curves stay in the `History` that `fit` returns.
+
+    Args:
+        n: Print after every `n`-th epoch (and after the last).
+
+    Example:
+
+    >>> callback = PrintEvery(2)
+    >>> callback.set_params({"epochs": 3})
+    >>> for epoch in range(3):
+    ...     callback.on_epoch_end(epoch, {"loss": 10.0 - epoch, "val_loss": 11.0})
+    epoch   2/3: loss 9.00 (val 11.00)
+    epoch   3/3: loss 8.00 (val 11.00)
+    """
+
+    NAMES = {"loss": "loss", "reconstruction_loss": "reconstruction", "kl_loss": "KL"}
+
+    def __init__(self, n):
+        super().__init__()
+        if int(n) < 1:
+            raise ValueError(f"PrintEvery: n must be a positive number of epochs. Received: n={n}")
+        self.n = int(n)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        epochs = self.params["epochs"]
+        if (epoch + 1) % self.n and epoch + 1 < epochs:
+            return
+        parts = []
+        for key, name in self.NAMES.items():
+            if key in logs:
+                val = f" (val {logs['val_' + key]:.2f})" if "val_" + key in logs else ""
+                parts.append(f"{name} {logs[key]:.2f}{val}")
+        print(f"epoch {epoch + 1:3d}/{epochs}: " + ", ".join(parts))
+
+
+def markdown_table(header, rows, digits=2):
+    """A Markdown table as text; floats are rounded to `digits` decimals, with thousands commas.
+
+    Args:
+        header: Column titles.
+        rows: Sequences of cells, each as long as `header`.
+        digits: Decimals for float cells; other cells are printed with `str`.
+
+    Returns:
+        The table, one line per row.
+
+    Example:
+
+    >>> print(markdown_table(["model", "nats"], [("VAE", 157.5), ("CVAE", 1234.567)]))
+    | model | nats |
+    | --- | --- |
+    | VAE | 157.50 |
+    | CVAE | 1,234.57 |
+    """
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(
+                f"markdown_table: every row needs {len(header)} cells. Received: {row}"
+            )
+        cells = [f"{v:,.{digits}f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def show_table(header, rows, digits=2):
+    """Displays `markdown_table(header, rows, digits)` as rendered Markdown in a notebook."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown_table(header, rows, digits)))
+
+
+def held_out(model, x, batch_size=500):
+    """Negative ELBO and its two terms, in nats per image, on held-out data.
+
+    One `evaluate` pass with one `z` per image, so the negative ELBO is a one-sample Monte
+    Carlo estimate. It is computed as reconstruction + KL, the true bound, whatever `beta`
+    the model was trained with.
+
+    Args:
+        model: A compiled `vk.VAE` or `vk.CVAE`.
+        x: Images, or `[images, labels]` for a CVAE.
+        batch_size: Images per `evaluate` batch.
+
+    Returns:
+        A dict with the keys `"negative ELBO"`, `"reconstruction"` and `"KL"`.
+    """
+    logs = model.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
+    rec, kl = logs["reconstruction_loss"], logs["kl_loss"]
+    return {"negative ELBO": rec + kl, "reconstruction": rec, "KL": kl}
+
+
+def write_assets():
+    """Whether this run may write files into the repository (figures, models for the website).
+
+    True only when the environment variable `VAE_KERAS_WRITE_ASSETS` is `1` and quick mode
+    (`VAE_KERAS_QUICK=1`) is off, so that running a notebook leaves a clone unchanged unless
+    asked to refresh those files.
+
+    Example:
+
+    >>> import os
+    >>> os.environ.pop("VAE_KERAS_WRITE_ASSETS", None) and None
+    >>> write_assets()
+    False
+    """
+    return os.environ.get(WRITE_ASSETS_VARIABLE) == "1" and os.environ.get("VAE_KERAS_QUICK") != "1"
+
+
+def cell_source(obj):
+    """The whole source of the notebook cell (or file) in which a function or class was defined.
+
+    IPython registers every executed cell with Python's `linecache`, so a function's code
+    object knows its cell; for a class, its first method is used.
+
+    Args:
+        obj: A function, a method, or a class with at least one method defined in Python.
+
+    Returns:
+        The source text.
+    """
+    function = obj
+    if isinstance(obj, type):
+        methods = [
+            value for value in vars(obj).values() if callable(value) and hasattr(value, "__code__")
+        ]
+        if not methods:
+            raise ValueError(f"cell_source: {obj.__name__} defines no method. Received: {obj}")
+        function = methods[0]
+    code = getattr(function, "__code__", None)
+    if code is None:
+        raise ValueError(f"cell_source: expected a function or a class. Received: {obj!r}")
+    lines = linecache.getlines(code.co_filename)
+    if not lines:
+        raise ValueError(f"cell_source: the source of {obj!r} is not available")
+    return "".join(lines)
+
+
+def run_on_backends(script, backends=("tensorflow", "jax", "torch"), timeout=600):
+    """Runs a Python script once per Keras backend, each in a fresh process.
+
+    The backend must be chosen before Keras is imported, so each run is a new interpreter with
+    `KERAS_BACKEND` set. A backend whose package is not installed is reported, not run.
+
+    Args:
+        script: Python source to run.
+        backends: Keras backend names.
+        timeout: Seconds allowed per run.
+
+    Returns:
+        A dict from backend name to the run's standard output (stripped), or to a one-line
+        explanation when the run failed or the backend is missing.
+
+    Example:
+
+    >>> outputs = run_on_backends("import os; print(os.environ['KERAS_BACKEND'])", ["numpy"])
+    >>> outputs["numpy"]
+    'numpy'
+    """
+    import importlib.util
+
+    packages = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
+    outputs = {}
+    for backend in backends:
+        if importlib.util.find_spec(packages.get(backend, backend)) is None:
+            outputs[backend] = f"not installed here (pip install {packages.get(backend, backend)})"
+            continue
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            last = [line for line in result.stderr.splitlines() if line.strip()][-1:]
+            outputs[backend] = f"failed (exit code {result.returncode}): {' '.join(last)}"
+        else:
+            outputs[backend] = result.stdout.strip()
+    return outputs
