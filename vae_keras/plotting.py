@@ -483,3 +483,6 @@ def plot_latent_traversal(
         cell_size=cell_size,
         suptitle=title,
     )
+
+
+from vae_keras.widgets import latent_explorer  # noqa: E402,F401

@@ -1,0 +1,298 @@
+"""Moving through the latent plane of a trained 2-D `VAE` or `CVAE`.
+
+`latent_explorer` draws a static matplotlib figure by default (the encoded
+images as a scatter, a few marked codes and the digits decoded from them), so
+an executed notebook keeps a picture in its output. With `interactive=True`
+it builds an ipywidgets interface instead: two sliders for z, a label picker
+for a CVAE, the decoded image and the point on the scatter, redrawn as the
+sliders move. ipywidgets is imported only then (`pip install ipywidgets`).
+The site's latent explorer page is the same idea in the browser.
+"""
+
+import io
+
+import numpy as np
+
+__all__ = ["latent_explorer"]
+
+# Five codes on the diagonal of the plane: from one corner of the prior's mass to the other.
+DEFAULT_CODES = tuple((float(v), float(v)) for v in np.linspace(-2.0, 2.0, 5))
+_CODE_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def latent_explorer(
+    model,
+    images=None,
+    labels=None,
+    interactive=False,
+    codes=None,
+    z_range=(-4.0, 4.0),
+    class_names=None,
+    step=0.05,
+):
+    """Shows what a trained 2-D VAE or CVAE decodes across its latent plane.
+
+    With `interactive=False` (the default) it returns a static figure: on the
+    left the held-out `images` encoded to their `z_mean` (coloured by label when
+    `labels` are given), with the `codes` marked A, B, C, ...; on the right the
+    digit decoded from each marked code. For a `CVAE` each code is decoded under
+    every label, one row per code, so the style stays along a row while the
+    digit changes. All the images are decoded in one batched call.
+
+    With `interactive=True` it returns an ipywidgets box: sliders for `z_1` and
+    `z_2` (the arrow keys move a focused slider), a label menu for a `CVAE`,
+    the decoded image, and the current point drawn on the scatter. Each move
+    decodes one image. The box's `z1`, `z2`, `label` (None for a `VAE`),
+    `image` and `plane` attributes are its widgets.
+
+    Args:
+        model: A trained `vk.VAE` or `vk.CVAE` with a 2-D latent space.
+        images: Optional images to encode for the scatter, `(n, 28, 28)` or
+            `(n, 28, 28, 1)`, floats in [0, 1] or uint8.
+        labels: Integer labels of `images`; needed for a `CVAE` (its encoder
+            reads them) and used for the colours.
+        interactive: Build the ipywidgets interface instead of a figure.
+        codes: Latent codes to mark and decode, shape `(k, 2)`; by default
+            five points on the diagonal from (-2, -2) to (2, 2). With
+            `interactive=True` the sliders start at the first one.
+        z_range: The part of the plane shown, and the sliders' range.
+        class_names: Optional names of the labels.
+        step: The sliders' step.
+
+    Returns:
+        A matplotlib `Figure`, or with `interactive=True` an
+        `ipywidgets.HBox`.
+
+    Raises:
+        ValueError: if the model's latent space is not 2-D, or a `CVAE` is
+            given images without labels.
+        ImportError: with `interactive=True` when ipywidgets is missing.
+
+    Example:
+
+    >>> import vae_keras as vk
+    >>> vae = vk.VAE(vk.build_mlp_encoder(latent_dim=2), vk.build_mlp_decoder(latent_dim=2))
+    >>> fig = vk.plotting.latent_explorer(vae, codes=[[0.0, 0.0], [1.0, -1.0]])
+    >>> len(fig.axes)  # the plane and the two decoded codes
+    3
+    """
+    explorer = _Explorer(model, images, labels, codes, z_range, class_names)
+    if interactive:
+        return explorer.widget(step)
+    return explorer.figure()
+
+
+class _Explorer:
+    """What both views share: the model's kind, the encoded scatter, the codes."""
+
+    def __init__(self, model, images, labels, codes, z_range, class_names):
+        from vae_keras.models import CVAE
+
+        latent_dim = getattr(model, "latent_dim", None)
+        if latent_dim != 2:
+            raise ValueError(
+                f"latent_explorer: the model must have a 2-D latent space; received "
+                f"latent_dim={latent_dim}"
+            )
+        self.model = model
+        self.num_classes = model.num_classes if isinstance(model, CVAE) else None
+        low, high = (float(v) for v in z_range)
+        if not low < high:
+            raise ValueError(f"latent_explorer: z_range must be (low, high); received {z_range}")
+        self.z_range = (low, high)
+        self.class_names = class_names
+        codes = np.asarray(DEFAULT_CODES if codes is None else codes, dtype="float32")
+        if codes.ndim != 2 or codes.shape[1] != 2 or not 1 <= codes.shape[0] <= len(_CODE_NAMES):
+            raise ValueError(
+                f"latent_explorer: codes must have shape (k, 2) with 1 <= k <= "
+                f"{len(_CODE_NAMES)}; received {codes.shape}"
+            )
+        self.codes = codes
+        self.labels = None if labels is None else np.asarray(labels).reshape(-1).astype("int64")
+        self.z = None if images is None else self._encode(images)
+
+    def _encode(self, images):
+        images = np.asarray(images)
+        scale = 255.0 if images.dtype == np.uint8 else 1.0
+        images = images.astype("float32") / scale
+        if images.ndim == 3:
+            images = images[..., None]
+        if self.labels is not None and self.labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"latent_explorer: {self.labels.shape[0]} labels for {images.shape[0]} images"
+            )
+        inputs = images
+        if self.num_classes is not None:
+            if self.labels is None:
+                raise ValueError("latent_explorer: a CVAE's encoder needs the labels of the images")
+            inputs = [images, np.eye(self.num_classes, dtype="float32")[self.labels]]
+        outputs = self.model.encoder.predict(inputs, batch_size=1000, verbose=0)
+        return np.asarray(outputs[0], dtype="float32")  # z_mean
+
+    def name(self, label):
+        return str(label) if self.class_names is None else str(self.class_names[int(label)])
+
+    def decode(self, z, labels=None):
+        from vae_keras.plotting import _as_images, decode
+
+        return _as_images(
+            decode(self.model.decoder, z, labels=labels, num_classes=self.num_classes)
+        )
+
+    def draw_plane(self, ax, s=3, alpha=0.35):
+        """The encoded images (if any) on the plane, clipped to z_range."""
+        import matplotlib.pyplot as plt
+
+        if self.z is not None:
+            if self.labels is None:
+                ax.scatter(self.z[:, 0], self.z[:, 1], s=s, alpha=alpha, color="0.5", lw=0)
+            else:
+                cmap = plt.get_cmap("tab10")
+                for cls in np.unique(self.labels):
+                    mask = self.labels == cls
+                    ax.scatter(
+                        self.z[mask, 0],
+                        self.z[mask, 1],
+                        s=s,
+                        alpha=alpha,
+                        lw=0,
+                        color=cmap(int(cls) % 10),
+                        label=self.name(cls),
+                    )
+                ax.legend(markerscale=3, fontsize=7, ncol=2, loc="upper right", framealpha=0.8)
+        ax.set_xlim(*self.z_range)
+        ax.set_ylim(*self.z_range)
+        ax.set_aspect("equal")
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+
+    # ------------------------------------------------------------- static figure
+    def figure(self):
+        import matplotlib.pyplot as plt
+
+        k = self.codes.shape[0]
+        if self.num_classes is None:
+            images = self.decode(self.codes)
+            n_rows, n_cols = k, 1
+        else:
+            # Every code under every label, row by row, in one call.
+            z = np.repeat(self.codes, self.num_classes, axis=0)
+            labels = np.tile(np.arange(self.num_classes), k)
+            images = self.decode(z, labels)
+            n_rows, n_cols = k, self.num_classes
+        cell = min(1.1, 5.0 / n_rows)
+        fig = plt.figure(figsize=(5.2 + cell * n_cols + 0.6, max(5.0, cell * n_rows + 0.6)))
+        grid = fig.add_gridspec(n_rows, n_cols + 1, width_ratios=[5.0 / cell] + [1.0] * n_cols)
+        plane = fig.add_subplot(grid[:, 0])
+        self.draw_plane(plane)
+        for i, (z1, z2) in enumerate(self.codes):
+            plane.scatter([z1], [z2], s=120, color="white", edgecolor="black", zorder=3)
+            plane.annotate(_CODE_NAMES[i], (z1, z2), ha="center", va="center", fontsize=7, zorder=4)
+        title = "encoded images" if self.z is not None else "the latent plane"
+        plane.set_title(f"{title}, with the marked codes", fontsize=9)
+        for i in range(n_rows):
+            for j in range(n_cols):
+                ax = fig.add_subplot(grid[i, j + 1])
+                ax.imshow(images[i * n_cols + j], cmap="gray_r", vmin=0.0, vmax=1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if self.num_classes is None:
+                    z1, z2 = self.codes[i]
+                    ax.set_title(f"{_CODE_NAMES[i]}: ({z1:.1f}, {z2:.1f})", fontsize=8)
+                else:
+                    if i == 0:
+                        ax.set_title(self.name(j), fontsize=8)
+                    if j == 0:
+                        ax.set_ylabel(_CODE_NAMES[i], rotation=0, ha="right", va="center")
+        fig.tight_layout()
+        return fig
+
+    # ------------------------------------------------------------- ipywidgets
+    def widget(self, step):
+        try:
+            import ipywidgets as widgets
+        except ImportError as error:
+            raise ImportError(
+                "latent_explorer(interactive=True) needs ipywidgets: pip install ipywidgets "
+                "(or call it with interactive=False for a static figure)"
+            ) from error
+        plane = _PlaneImage(self)
+        low, high = self.z_range
+        start = np.clip(self.codes[0], low, high)
+        sliders = [
+            widgets.FloatSlider(
+                value=float(value),
+                min=low,
+                max=high,
+                step=step,
+                description=name,
+                continuous_update=True,
+                readout_format=".2f",
+            )
+            for name, value in zip(("z₁", "z₂"), start)
+        ]
+        label = None
+        if self.num_classes is not None:
+            label = widgets.Dropdown(
+                options=[(self.name(k), k) for k in range(self.num_classes)],
+                value=0,
+                description="label",
+            )
+        image = widgets.Image(format="png", width=224, height=224)
+        plane_image = widgets.Image(format="png")
+
+        def redraw(change=None):
+            z = np.array([[sliders[0].value, sliders[1].value]], dtype="float32")
+            labels = None if label is None else [label.value]
+            decoded = self.decode(z, labels)[0]
+            image.value = _png(np.kron(decoded, np.ones((8, 8), dtype=decoded.dtype)), "gray_r")
+            plane_image.value = plane.png(z[0])
+
+        for control in [*sliders, *([label] if label is not None else [])]:
+            control.observe(redraw, names="value")
+        redraw()
+        controls = widgets.VBox([*sliders, *([label] if label is not None else []), image])
+        box = widgets.HBox([plane_image, controls])
+        box.z1, box.z2, box.label = sliders[0], sliders[1], label
+        box.image, box.plane = image, plane_image
+        return box
+
+
+class _PlaneImage:
+    """The scatter drawn once with Agg; each update paints the current point on a copy."""
+
+    def __init__(self, explorer):
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = plt.Figure(figsize=(3.6, 3.6), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        explorer.draw_plane(ax)
+        fig.tight_layout()
+        fig.canvas.draw()
+        self.pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+        self.transform = ax.transData
+        self.height = self.pixels.shape[0]
+
+    def png(self, z):
+        x, y = self.transform.transform((float(z[0]), float(z[1])))
+        row, col = self.height - y, x
+        rows, cols = np.ogrid[: self.pixels.shape[0], : self.pixels.shape[1]]
+        distance = np.hypot(rows - row, cols - col)
+        pixels = self.pixels.copy()
+        pixels[distance <= 6.5] = (0, 0, 0, 255)
+        pixels[distance <= 4.5] = (214, 39, 40, 255)
+        return _png(pixels)
+
+
+def _png(array, cmap=None):
+    """PNG bytes of a float image in [0, 1] (with `cmap`) or of an RGBA uint8 array."""
+    import matplotlib.image
+
+    buffer = io.BytesIO()
+    if cmap is None:
+        matplotlib.image.imsave(buffer, array, format="png")
+    else:
+        matplotlib.image.imsave(buffer, array, format="png", cmap=cmap, vmin=0.0, vmax=1.0)
+    return buffer.getvalue()
