@@ -13,9 +13,10 @@ The public API:
 - `evaluation`: the importance-sampled log-likelihood and posterior-collapse
   diagnostics (`log_likelihood`, `kl_per_dimension`, `active_units`, ...).
 - `datasets` (`load_mnist`, `load_fashion_mnist`) and `plotting`.
+- `callbacks`: `ImageSnapshots`, `LatentStatistics` and `NaNGuard` for `fit`.
 """
 
-from vae_keras import datasets, evaluation, plotting
+from vae_keras import callbacks, datasets, evaluation, plotting
 from vae_keras.builders import (
     build_conv_decoder,
     build_conv_encoder,
@@ -46,4 +47,5 @@ __all__ = [
     "datasets",
     "evaluation",
     "plotting",
+    "callbacks",
 ]
