@@ -224,7 +224,7 @@ def cell_source(obj):
     return "".join(lines)
 
 
-def run_on_backends(script, backends=("tensorflow", "jax", "torch"), timeout=600):
+def run_on_backends(script, backends=("tensorflow", "jax", "torch"), cwd=None, timeout=600):
     """Runs a Python script once per Keras backend, each in a fresh process.
 
     The backend must be chosen before Keras is imported, so each run is a new interpreter with
@@ -233,6 +233,7 @@ def run_on_backends(script, backends=("tensorflow", "jax", "torch"), timeout=600
     Args:
         script: Python source to run.
         backends: Keras backend names.
+        cwd: Working directory of the runs (default: the current one).
         timeout: Seconds allowed per run.
 
     Returns:
@@ -257,6 +258,7 @@ def run_on_backends(script, backends=("tensorflow", "jax", "torch"), timeout=600
         result = subprocess.run(
             [sys.executable, "-c", script],
             env=env,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
