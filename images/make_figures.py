@@ -252,11 +252,11 @@ def reparameterization_trick(path):
         _box(ax, (4.3, 6.2), r"$\mu$", det_color, width=0.9)
         _box(ax, (4.3, 3.8), r"$\sigma$", det_color, width=0.9)
         _box(ax, (8.9, 5.0), "decoder\n$\\theta$", det_color, width=1.6, height=1.0)
-        _box(ax, (8.9, 7.3), r"loss $\mathcal{L}$", det_color, width=1.7)
+        _box(ax, (8.9, 7.3), "reconstruction\nterm", det_color, width=2.2, height=1.0, fontsize=11)
         _arrow(ax, (1.05, 5.0), (1.5, 5.0))
         _arrow(ax, (3.1, 5.1), (3.85, 5.95))
         _arrow(ax, (3.1, 4.9), (3.85, 4.05))
-        _forward_and_backward(ax, (8.75, 5.5), (8.75, 6.9), (0.3, 0))
+        _forward_and_backward(ax, (8.75, 5.5), (8.75, 6.8), (0.3, 0))
 
     # Left: z is drawn inside the graph.
     ax = axes[0]
@@ -275,10 +275,11 @@ def reparameterization_trick(path):
     _forward_and_backward(ax, (7.45, 5.0), (8.1, 5.0), (0, -0.25))
     ax.text(
         5.1,
-        2.6,
-        "A random draw is not a differentiable function\nof $\\mu$ and $\\sigma$: "
+        2.9,
+        "A random draw is not a differentiable function of $\\mu$ and\n$\\sigma$: "
         "$\\partial z/\\partial\\mu$ and $\\partial z/\\partial\\sigma$ "
-        "are not defined,\nso no gradient reaches the encoder.",
+        "are not defined, so the gradient of the\nreconstruction term stops at $z$. "
+        "(The KL term, a function\nof $\\mu$ and $\\sigma$ alone, still sends its own.)",
         fontsize=11,
         ha="center",
         va="top",
@@ -327,7 +328,12 @@ def reparameterization_trick(path):
     ]
     fig.legend(
         handles,
-        ["deterministic node", "random node", "forward pass", "gradient (backward pass)"],
+        [
+            "deterministic node",
+            "random node",
+            "forward pass",
+            "gradient of the reconstruction term",
+        ],
         loc="lower center",
         ncol=4,
         frameon=False,
