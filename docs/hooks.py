@@ -35,6 +35,7 @@ MODULE_ORDER = (
     "evaluation",
     "datasets",
     "plotting",
+    "widgets",
 )
 # MathJax 2 configuration, read before MathJax.js loads. jupyter-server-mathjax ships MathJax
 # 2.7 with the combined TeX-AMS-MML_HTMLorMML configuration and the STIX-Web fonts (the setup of
@@ -79,6 +80,7 @@ def on_config(config):
     config["nav"] = [
         {"Home": "index.md"},
         {"Tutorial": [f"notebooks/{p.name}" for p in notebooks()]},
+        {"Latent explorer": "explorer/index.md"},
         {"API reference": [{f"vae_keras.{m}": f"api/{m}.md"} for m in modules()]},
     ]
     return config

@@ -114,6 +114,8 @@ def driver():
         "--disable-component-update",
     ):
         options.add_argument(argument)
+    # The page's console messages, for tests that fail on a console error (driver.get_log).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(120)
     browser.set_script_timeout(60)
