@@ -174,6 +174,7 @@ def forward_vs_reverse_kl(path):
             label=rf"$q$: $\mu={m:.2f}$, $\sigma={s:.2f}$",
         )
     right.set_title(r"Reverse: minimise $D_{KL}(q\,\|\,p)$: picks one mode")
+    left.set_ylim(0, 0.95)  # room above the peaks for the legends
     left.legend(fontsize=9, loc="upper left")
     right.legend(fontsize=9, loc="upper left")
     fig.tight_layout()

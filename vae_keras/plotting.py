@@ -115,7 +115,8 @@ def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, a
         ax.scatter(z[mask, 0], z[mask, 1], s=s, alpha=alpha, color=cmap(int(cls) % 10), label=name)
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
-    ax.legend(markerscale=4, fontsize=8, loc="best", ncol=2)
+    # Outside the axes, on the right: a legend inside would hide some of the points.
+    ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title)
     return fig
@@ -376,7 +377,7 @@ def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
     ax.set_xlabel("latent dimension, by KL" if sort else "latent dimension")
     ax.set_ylabel("KL (nats)")
     if len(series) > 1 or None not in series:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the bars
     if title:
         ax.set_title(title)
     return fig
@@ -446,8 +447,10 @@ def plot_latent_traversal(
 ):
     """Decodes z with one dimension at a time set to each of `values`, in one batched call.
 
-    Row `i` varies `z[dims[i]]` along `values` while the other coordinates keep
-    their values in `z` (Higgins et al., 2017); works for any latent size.
+    Row `i` sets `z[dims[i]]` to each of `values` (absolute values of that
+    coordinate, not offsets from `z`) while the other coordinates keep their
+    values in `z` (Higgins et al., 2017); works for any latent size. Each row
+    is labelled with the coordinate and the value it has in `z`.
 
     Args:
         decoder: A decoder (conditional when `label` is given).
@@ -478,8 +481,9 @@ def plot_latent_traversal(
     return image_grid(
         images,
         n_cols=values.size,
-        row_labels=[f"$z_{{{d + 1}}}$" for d in dims],
-        titles=[f"{v:+.1f}" for v in values] + [""] * (codes.shape[0] - values.size),
+        row_labels=[f"$z_{{{d + 1}}}$ set to\n(in z: {z[d]:.2f})" for d in dims],
+        titles=[f"{v:.2f}".rstrip("0").rstrip(".") for v in values]
+        + [""] * (codes.shape[0] - values.size),
         cell_size=cell_size,
         suptitle=title,
     )
