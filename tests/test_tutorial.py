@@ -108,3 +108,36 @@ def test_run_on_backends_runs_each_in_its_own_process_and_reports_failures():
     assert outputs["not_a_backend_package"].startswith("not installed here")
     failing = tutorial.run_on_backends("raise SystemExit('no luck')", backends=["numpy"])
     assert failing["numpy"] == "failed (exit code 1): no luck"
+
+
+def test_notebook_cell_finds_the_one_tagged_code_cell(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("x = 0", metadata={"tags": ["model"]}),
+        nbformat.v4.new_code_cell("x = 1\ny = 2", metadata={"tags": ["model"]}),
+        nbformat.v4.new_code_cell("x = 3"),
+    ]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    assert tutorial.notebook_cell(path, "model") == "x = 1\ny = 2"
+    with pytest.raises(ValueError, match="Received: 0"):
+        tutorial.notebook_cell(path, "missing")
+
+
+def test_the_model_cell_of_notebook_00_is_tagged_and_trains_here():
+    """Notebook 03 runs the plain-Keras model of notebook 00 from its tagged cell."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "00_a_vae_in_plain_keras.ipynb"
+    namespace = {}
+    exec(tutorial.notebook_cell(path, "plain-vae"), namespace)
+    vae = namespace["VAE"](namespace["build_encoder"](), namespace["build_decoder"](), seed=0)
+    vae.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((32, 28, 28, 1)).astype("float32")
+    logs = vae.fit(x, epochs=1, batch_size=16, verbose=0).history
+    assert set(logs) == {"loss", "reconstruction_loss", "kl_loss"}
+    np.testing.assert_allclose(
+        logs["loss"][0], logs["reconstruction_loss"][0] + logs["kl_loss"][0], rtol=1e-5
+    )

@@ -27,6 +27,7 @@ __all__ = [
     "held_out",
     "write_assets",
     "cell_source",
+    "notebook_cell",
     "run_on_backends",
 ]
 
@@ -222,6 +223,36 @@ def cell_source(obj):
     if not lines:
         raise ValueError(f"cell_source: the source of {obj!r} is not available")
     return "".join(lines)
+
+
+def notebook_cell(path, tag):
+    """The source of the one code cell of a notebook file that carries the tag `tag`.
+
+    Lets a notebook reuse a cell of another one as it is committed, rather than a copy of it.
+
+    Args:
+        path: The `.ipynb` file.
+        tag: A cell tag (in the cell's metadata, as JupyterLab's property inspector sets it).
+
+    Returns:
+        The cell's source text.
+    """
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        cells = json.load(handle)["cells"]
+    found = [
+        cell
+        for cell in cells
+        if cell["cell_type"] == "code" and tag in cell.get("metadata", {}).get("tags", [])
+    ]
+    if len(found) != 1:
+        raise ValueError(
+            f"notebook_cell: expected one code cell tagged {tag!r} in {path}. Received: "
+            f"{len(found)}"
+        )
+    source = found[0]["source"]
+    return "".join(source) if isinstance(source, list) else source
 
 
 def run_on_backends(script, backends=("tensorflow", "jax", "torch"), cwd=None, timeout=600):
