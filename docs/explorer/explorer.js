@@ -196,6 +196,19 @@
     );
   }
 
+  // The decoders' layers in words, from the exported layer tables: the page says what it runs.
+  function describe(loaded) {
+    const words = { relu: "ReLU", sigmoid: "sigmoid", linear: "linear" };
+    const chain = (model) => ["z", ...model.meta.weights.layers.map(
+      (layer) => `${layer.units} ${words[layer.activation]} units`)].join(" \u2192 ");
+    const [vae, cvae] = loaded;
+    const labelled = cvae.meta.weights.layers.filter((layer) => layer.label).length;
+    const where = labelled === cvae.meta.weights.layers.length ? "every layer's input"
+      : `${labelled} of its ${cvae.meta.weights.layers.length} layers' inputs`;
+    return `the VAE's is ${chain(vae)} (the 28 \u00d7 28 pixel probabilities); the CVAE's is ` +
+      `${chain(cvae)}, with the one-hot label joined to ${where}`;
+  }
+
   const state = { models: null, range: [-4, 4], legendFor: undefined };
 
   function current() {
@@ -257,6 +270,7 @@
         slider.min = state.range[0];
         slider.max = state.range[1];
       }
+      document.getElementById("explorer-architecture").textContent = describe(loaded);
       for (const control of [z1, z2, select]) control.disabled = false;
       update();
       root.dataset.ready = "true";
