@@ -198,8 +198,22 @@ def test_latent_traversal_decodes_one_batch_with_one_dimension_changed_per_row()
     np.testing.assert_allclose(codes[3:, 0], [-1.0, 0.0, 1.0])
     np.testing.assert_allclose(codes[:3][:, [0, 1, 3]], np.tile(z[[0, 1, 3]], (3, 1)))
     assert len(fig.axes) == 6
+    # Columns are the values the coordinate is set to; rows say which one, and its value in z.
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["-1", "0", "1"]
+    assert fig.axes[0].get_ylabel() == "$z_{3}$ set to\n(in z: 0.30)"
     cond = CountingDecoder(vk.build_mlp_decoder(latent_dim=4, hidden_units=(8,), num_classes=3))
     plotting.plot_latent_traversal(cond, z, dims=[1], values=[0.0, 1.0], label=2, num_classes=3)
     np.testing.assert_array_equal(np.asarray(cond.inputs[0][1]), np.eye(3)[[2, 2]])
     with pytest.raises(ValueError, match=r"dims must lie in \[0, 3\]"):
         plotting.plot_latent_traversal(decoder, z, dims=[4])
+
+
+def test_scatter_legend_sits_outside_the_points():
+    rng = np.random.default_rng(0)
+    fig = plotting.plot_latent_scatter(rng.normal(size=(200, 2)), np.arange(200) % 10)
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    fig.canvas.draw()
+    legend_box = legend.get_window_extent()
+    axes_box = ax.get_window_extent()
+    assert legend_box.x0 >= axes_box.x1  # right of the axes, so it hides no point
