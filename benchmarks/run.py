@@ -76,7 +76,7 @@ def run_speed(config, mode, datasets):
 
 def run_ablation(config, mode):
     from benchmarks import common, speed
-    from vae_keras import models as vk_models
+    from vae_keras import _execution
 
     start = time.perf_counter()
     cfg = config["ablation"]
@@ -86,7 +86,7 @@ def run_ablation(config, mode):
         n_train=cfg["n_train"],
         n_test=cfg["n_test"],
     )
-    steps = vk_models._TF_STEPS_PER_EXECUTION
+    steps = _execution.TF_STEPS_PER_EXECUTION
     out = []
     for arch in ("mlp", "conv"):
         log(f"  ablation: {data['title']}, {arch}, {cfg['rounds'][arch]} rounds")

@@ -75,10 +75,11 @@ def _linear_vae(mean_shift=0.0, log_var_shift=0.0, seed=0, num_classes=None):
     kernel = np.vstack([w.T, np.zeros((pad, DATA))])
     decoder = keras.Model(dec_inputs, _dense(DATA, kernel, b, "x_mean")(dec_h))
     if num_classes is None:
-        model = vk.VAE(encoder, decoder, likelihood="gaussian")
+        model = vk.VAE(encoder, decoder, likelihood="gaussian", sigma=SIGMA)
     else:
-        model = vk.CVAE(encoder, decoder, num_classes=num_classes, likelihood="gaussian")
-    model.reconstruction_loss_fn = vk.VAELoss("gaussian", sigma=SIGMA, reduction=None)
+        model = vk.CVAE(
+            encoder, decoder, num_classes=num_classes, likelihood="gaussian", sigma=SIGMA
+        )
     return model, w, b
 
 

@@ -44,13 +44,13 @@ def test_schedules_accept_a_step_tensor_and_serialize():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: vk.LinearWarmup(0), "warmup_steps must be positive"),
-        (lambda: vk.LinearWarmup(2.5), "whole number"),
-        (lambda: vk.LinearWarmup(10, end=-1), "end must be non-negative"),
-        (lambda: vk.LinearWarmup(10, delay=-1), "delay must be non-negative"),
-        (lambda: vk.CyclicalAnnealing(10, ratio=0), "ratio must be positive"),
+        (lambda: vk.LinearWarmup(0), "warmup_steps must be a positive integer"),
+        (lambda: vk.LinearWarmup(2.5), "warmup_steps must be a positive integer"),
+        (lambda: vk.LinearWarmup(10, end=-1), "end must be finite and non-negative"),
+        (lambda: vk.LinearWarmup(10, delay=-1), "delay must be a non-negative integer"),
+        (lambda: vk.CyclicalAnnealing(10, ratio=0), "ratio must be finite and positive"),
         (lambda: vk.CyclicalAnnealing(10, ratio=1.5), r"ratio must lie in \(0, 1\]"),
-        (lambda: vk.CyclicalAnnealing(10, num_cycles=0), "num_cycles must be positive"),
+        (lambda: vk.CyclicalAnnealing(10, num_cycles=0), "num_cycles must be a positive integer"),
         (lambda: vk.CyclicalAnnealing(10, start=float("nan")), "start must be finite"),
     ],
 )

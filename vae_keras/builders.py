@@ -12,6 +12,8 @@ not guarantee it: notebook 04 measures how well each design obeys its label.
 import keras
 from keras import layers
 
+from vae_keras import _validation
+
 __all__ = [
     "build_mlp_encoder",
     "build_mlp_decoder",
@@ -22,19 +24,18 @@ __all__ = [
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def _check_positive_int(value, what):
-    """Accepts Python and NumPy integers; returns a Python int."""
-    if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:
-        raise ValueError(f"{what} must be a positive integer; received {value!r}")
-    return int(value)
-
-
-def _check_common(latent_dim, num_classes, units, what):
+def _check_common(latent_dim, num_classes, units, what, where):
     """Checks the sizes; returns them as Python ints: `(latent_dim, num_classes, units)`."""
-    latent_dim = _check_positive_int(latent_dim, "latent_dim")
+    latent_dim = _validation.positive_int(latent_dim, "latent_dim", where)
     if num_classes is not None:
-        num_classes = _check_positive_int(num_classes, "num_classes")
-    return latent_dim, num_classes, tuple(_check_positive_int(unit, what) for unit in units)
+        num_classes = _validation.positive_int(num_classes, "num_classes", where)
+    try:
+        units = tuple(units)
+    except TypeError:
+        raise ValueError(
+            f"{where}: {what} must be a sequence of positive integers; received {what}={units!r}"
+        ) from None
+    return latent_dim, num_classes, tuple(_validation.positive_int(u, what, where) for u in units)
 
 
 def _inputs(shape, num_classes, name):
@@ -80,8 +81,9 @@ def build_mlp_encoder(
     [(None, 2), (None, 2)]
     """
     latent_dim, num_classes, hidden_units = _check_common(
-        latent_dim, num_classes, tuple(hidden_units), "hidden_units"
+        latent_dim, num_classes, hidden_units, "hidden_units", "build_mlp_encoder"
     )
+    input_shape = _validation.shape(input_shape, "input_shape", None, "build_mlp_encoder")
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = _with_label(layers.Flatten()(images), label)
     for units in hidden_units:
@@ -113,8 +115,9 @@ def build_mlp_decoder(
     (None, 28, 28, 1)
     """
     latent_dim, num_classes, hidden_units = _check_common(
-        latent_dim, num_classes, tuple(hidden_units), "hidden_units"
+        latent_dim, num_classes, hidden_units, "hidden_units", "build_mlp_decoder"
     )
+    output_shape = _validation.shape(output_shape, "output_shape", None, "build_mlp_decoder")
     z, label, inputs = _inputs((latent_dim,), num_classes, "z")
     x = z
     for units in hidden_units:
@@ -160,8 +163,13 @@ def build_conv_encoder(
     [(None, 16), (None, 16)]
     """
     latent_dim, num_classes, sizes = _check_common(
-        latent_dim, num_classes, tuple(filters) + (dense_units,), "filters and dense_units"
+        latent_dim,
+        num_classes,
+        (*filters, dense_units),
+        "filters and dense_units",
+        "build_conv_encoder",
     )
+    input_shape = _validation.shape(input_shape, "input_shape", 3, "build_conv_encoder")
     filters, dense_units = sizes[:-1], sizes[-1]
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = images
@@ -210,8 +218,9 @@ def build_conv_decoder(
     (None, 28, 28, 1)
     """
     latent_dim, num_classes, filters = _check_common(
-        latent_dim, num_classes, tuple(filters), "filters"
+        latent_dim, num_classes, filters, "filters", "build_conv_decoder"
     )
+    output_shape = _validation.shape(output_shape, "output_shape", 3, "build_conv_decoder")
     height, width, channels = output_shape
     factor = 2 ** len(filters)
     if height % factor or width % factor:

@@ -28,6 +28,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from vae_keras import _validation
+from vae_keras._inputs import InputChecks
+from vae_keras.losses import kl_divergence
+from vae_keras.losses import kl_per_dimension as kl_per_dimension_of
+from vae_keras.models import CVAE, _LatentVariableModel
+
 __all__ = [
     "log_importance_weights",
     "log_likelihood",
@@ -49,24 +55,16 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 # ------------------------------------------------------------------ checks
 def _positive_int(value, what, where):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {what} must be a positive integer; received {value!r}")
-    return int(value)
+    return _validation.positive_int(value, what, where)
 
 
 def _split_inputs(model, x, where):
     """Checks `x` like `evaluate` does; returns (images, one-hot labels or None) as NumPy."""
-    if not hasattr(model, "_check_inputs") or not hasattr(model, "_unpack"):
+    if not isinstance(model, _LatentVariableModel):
         raise TypeError(f"{where}: model must be a vk.VAE or vk.CVAE; received {type(model)!r}")
-    model._check_inputs(x)
-    if getattr(model, "_conditional", False):
-        images, labels = x
-        if not hasattr(labels, "shape"):
-            labels = np.asarray(labels)
-        _, one_hot = model._unpack([np.zeros((0,) + np.shape(images)[1:], "float32"), labels])
-        condition = ops.convert_to_numpy(one_hot).astype("float32")
-    else:
-        images, condition = x, None
+    checks = InputChecks.for_model(model)
+    checks.check_inputs(x)
+    images, labels = checks.split(x)
     if not hasattr(images, "shape") or not hasattr(images, "dtype"):
         raise ValueError(
             f"{where}: expected images as a NumPy-like array (datasets and generators are not "
@@ -77,16 +75,8 @@ def _split_inputs(model, x, where):
         raise ValueError(
             f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
         )
-    if condition is not None and condition.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"{where}: {condition.shape[0]} labels for {images.shape[0]} images; "
-            "give one label per image"
-        )
+    condition = None if labels is None else checks.check_labels(labels, n=images.shape[0])
     return images, condition
-
-
-def _condition_chunk(condition, start, stop):
-    return None if condition is None else condition[start:stop]
 
 
 def _posterior_params(model, images, condition, batch_size, posterior, where):
@@ -110,13 +100,10 @@ def _posterior_params(model, images, condition, batch_size, posterior, where):
     means, log_vars = [], []
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        z_mean, z_log_var = model._encode(
-            ops.convert_to_tensor(images[start:stop]),
-            None
-            if condition is None
-            else ops.convert_to_tensor(_condition_chunk(condition, start, stop)),
-            training=False,
-        )
+        chunk = ops.convert_to_tensor(images[start:stop])
+        if condition is not None:
+            chunk = [chunk, ops.convert_to_tensor(condition[start:stop])]
+        z_mean, z_log_var = model.encode(chunk)
         means.append(ops.convert_to_numpy(z_mean).astype("float32"))
         log_vars.append(ops.convert_to_numpy(z_log_var).astype("float32"))
     if not means:
@@ -130,9 +117,7 @@ def _rng(seed, where):
         # As keras.random.SeedGenerator(None) does: a seed from Python's `random`,
         # which keras.utils.set_random_seed fixes. NumPy's global state is not used.
         seed = random.randint(1, 10**9)
-    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{where}: seed must be None or a non-negative integer; received {seed!r}")
-    return np.random.default_rng(int(seed))
+    return np.random.default_rng(_validation.seed(seed, where))
 
 
 # -------------------------------------------------------- log-likelihood
@@ -145,7 +130,7 @@ def _log_likelihood_given_z(model, images, reconstruction):
         p = ops.clip(reconstruction, eps, 1.0 - eps)
         per_element = images * ops.log(p) + (1.0 - images) * ops.log(1.0 - p)
         return ops.sum(per_element, axis=axes)
-    sigma = float(model.reconstruction_loss_fn.sigma)
+    sigma = model.sigma
     size = int(np.prod(images.shape[2:]))
     squared = ops.sum(ops.square(images - reconstruction), axis=axes)
     return -squared / (2.0 * sigma**2) - 0.5 * size * math.log(2.0 * math.pi * sigma**2)
@@ -154,7 +139,7 @@ def _log_likelihood_given_z(model, images, reconstruction):
 def _log_px_given_codes(model, images, z, condition):
     """log p(x | z), shape (k, b), for images (b, ...) and codes (k * b, latent_dim)."""
     # float32 whatever the compute dtype: 784 per-pixel terms summed in 16 bits lose digits
-    reconstruction = ops.cast(model._decode(z, condition, training=False), "float32")
+    reconstruction = model.decode(z if condition is None else [z, condition])
     if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
         raise ValueError(
             f"the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
@@ -233,7 +218,7 @@ def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, whe
         stop = min(n, start + examples)
         b = stop - start
         x_chunk = ops.convert_to_tensor(images[start:stop])
-        cond = _condition_chunk(condition, start, stop)
+        cond = None if condition is None else condition[start:stop]
         mean = z_mean[start:stop][None]  # (1, b, d)
         std = np.exp(0.5 * z_log_var[start:stop])[None]
         log_var_sum = z_log_var[start:stop].sum(axis=1, dtype="float64")  # (b,)
@@ -286,7 +271,7 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
     Every normalizing constant is included:
 
     - Gaussian likelihood: `log N(x; x_hat, sigma^2 I)` with
-      `sigma = model.reconstruction_loss_fn.sigma`, i.e. the squared error over
+      `sigma = model.sigma` (the model's `sigma=` argument), i.e. the squared error over
       `2 sigma^2` plus `0.5 * log(2 pi sigma^2)` per element.
     - Bernoulli likelihood: `sum x log p + (1 - x) log(1 - p)` with the decoder's
       probabilities clipped to `[eps, 1 - eps]`, `eps = keras.config.epsilon()`
@@ -356,8 +341,8 @@ def kl_per_dimension(model, x, batch_size=None):
         A float64 NumPy array of shape `(latent_dim,)`, in nats.
     """
     z_mean, z_log_var = _encoded(model, x, batch_size, "kl_per_dimension")
-    mean, log_var = z_mean.astype("float64"), z_log_var.astype("float64")
-    return np.mean(0.5 * (np.exp(log_var) + np.square(mean) - 1.0 - log_var), axis=0)
+    kl = kl_per_dimension_of(z_mean.astype("float64"), z_log_var.astype("float64"))
+    return np.mean(ops.convert_to_numpy(kl).astype("float64"), axis=0)
 
 
 def posterior_mean_variance(model, x, batch_size=None):
@@ -405,16 +390,7 @@ def active_units(model, x, threshold=0.01, batch_size=None):
     >>> 0 <= evaluation.active_units(vae, x) <= 4
     True
     """
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"active_units: threshold must be a number; received {threshold!r}"
-        ) from None
-    if not (threshold >= 0 and np.isfinite(threshold)):
-        raise ValueError(
-            f"active_units: threshold must be finite and non-negative; received {threshold}"
-        )
+    threshold = _validation.number(threshold, "threshold", "active_units", non_negative=True)
     return int(np.sum(posterior_mean_variance(model, x, batch_size=batch_size) > threshold))
 
 
@@ -457,17 +433,15 @@ class _PerExamplePosterior(keras.Model):
         n, d = self.z_mean.shape
         z_flat = ops.reshape(z, (k * n, d))
         cond_flat = None
-        if vae._conditional:
+        if isinstance(vae, CVAE):
             width = condition.shape[-1]
             cond_flat = ops.reshape(
                 ops.broadcast_to(condition[None], (k, n, width)), (k * n, width)
             )
-        reconstruction = vae._decode(z_flat, cond_flat, training=False)
+        reconstruction = vae.decode(z_flat if cond_flat is None else [z_flat, cond_flat])
         reconstruction = ops.reshape(reconstruction, (k, n) + tuple(reconstruction.shape[1:]))
         log_px = _log_likelihood_given_z(vae, images, reconstruction)  # (k, n)
-        kl = 0.5 * ops.sum(
-            ops.exp(self.z_log_var) + ops.square(self.z_mean) - 1.0 - self.z_log_var, axis=-1
-        )
+        kl = kl_divergence(self.z_mean, self.z_log_var)
         # Sum (not mean) over examples: each example's parameters get the gradient
         # of its own negative ELBO, whatever n is.
         return ops.sum(-ops.mean(log_px, axis=0) + kl)
@@ -503,14 +477,7 @@ def optimize_posterior(
     where = "optimize_posterior"
     steps = _positive_int(steps, "steps", where)
     num_samples = _positive_int(num_samples, "num_samples", where)
-    try:
-        learning_rate = float(learning_rate)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where}: learning_rate must be a number; received {learning_rate!r}"
-        ) from None
-    if not (learning_rate > 0 and np.isfinite(learning_rate)):
-        raise ValueError(f"{where}: learning_rate must be positive; received {learning_rate}")
+    learning_rate = _validation.number(learning_rate, "learning_rate", where, positive=True)
     if init not in ("encoder", "prior"):
         raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received {init!r}")
     images, condition = _split_inputs(model, x, where)

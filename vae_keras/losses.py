@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from vae_keras import _validation
+
 __all__ = ["kl_divergence", "kl_per_dimension", "VAELoss", "LIKELIHOODS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -147,8 +149,7 @@ class VAELoss(keras.losses.Loss):
             raise ValueError(
                 f"VAELoss: unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}"
             )
-        if not float(sigma) > 0:
-            raise ValueError(f"VAELoss: sigma must be positive; received {sigma!r}")
+        sigma = _validation.number(sigma, "sigma", "VAELoss", positive=True)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.likelihood = likelihood
         self.sigma = float(sigma)

@@ -9,112 +9,35 @@ What one training step computes, on every backend:
    `reconstruction_loss + beta * kl_loss` (plus any regularization losses of the
    sub-models), computed in float32 whatever the compute dtype.
 
-During `fit` and `evaluate` the model's `call` returns all three tensors of
-steps 1-3 and `compute_loss` reads them, so each sub-model runs exactly once
-per step: a BatchNormalization updates its statistics once, a Dropout draws
-once. Outside the training and evaluation steps, `model(x)` and `predict(x)`
-return the deterministic mean reconstruction `decoder(z_mean)`.
-
 `beta` is a number or a Keras schedule (`LearningRateSchedule`, e.g.
 `vk.LinearWarmup` for KL warm-up or `vk.CyclicalAnnealing`), evaluated at the
 model's own training step counter inside the compiled step; `model.beta = x`
 takes effect from the next step. `free_bits` (Kingma et al., 2016) puts a floor
 under each latent dimension's batch-average KL in the loss.
+
+The rest lives beside this file, one concern each: the checks of user data
+(`_inputs.py`) and of the sub-models (`_submodels.py`), the compile policy
+(`_execution.py`), multi-device training (`_distribution.py`) and the number
+validators (`_validation.py`).
 """
 
 import contextlib
-import inspect
-import sys
 import threading
 
 import keras
 import numpy as np
 from keras import ops
 
+from vae_keras import _distribution, _execution, _submodels, _validation
+from vae_keras._inputs import InputChecks, one_hot, static_shape
 from vae_keras.layers import Sampling
 from vae_keras.losses import LIKELIHOODS, VAELoss, kl_divergence, kl_per_dimension
 
 __all__ = ["VAE", "CVAE"]
 
-# Training steps per call into the compiled graph on TensorFlow with
-# `compile(steps_per_execution="auto")`.
-_TF_STEPS_PER_EXECUTION = 32
-_CONV_LAYERS = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-)
-
-
-def _backend_is(name):
-    return keras.backend.backend() == name
-
-
-def _tf_strategy_active():
-    """True inside the scope of a `tf.distribute` strategy (TensorFlow backend only)."""
-    if not _backend_is("tensorflow"):
-        return False
-    import tensorflow as tf
-
-    return tf.distribute.has_strategy()
-
-
-def _static_shape(tensor_or_shape):
-    shape = getattr(tensor_or_shape, "shape", tensor_or_shape)
-    return tuple(shape) if shape is not None else None
-
-
-def _shapes_differ(a, b):
-    """True when two shapes (without batch axis) certainly differ."""
-    if a is None or b is None:
-        return False
-    if len(a) != len(b):
-        return True
-    return any(x is not None and y is not None and x != y for x, y in zip(a, b))
-
-
-def _is_array(x):
-    return isinstance(x, np.ndarray) or (
-        hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
-    )
-
-
-def _is_tf_dataset(x):
-    if "tensorflow" not in sys.modules:
-        return False
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset)
-
-
-def _unpack_x_y_sample_weight(data):
-    """Keras' reading of a batch or of `validation_data`: `(x,)`, `(x, y)`, `(x, y, w)`."""
-    if isinstance(data, list):
-        data = tuple(data)
-    if not isinstance(data, tuple):
-        return data, None, None
-    if len(data) == 1:
-        return data[0], None, None
-    if len(data) == 2:
-        return data[0], data[1], None
-    if len(data) == 3:
-        return data
-    raise ValueError(
-        "Data is expected to be (x,), (x, y) or (x, y, sample_weight); "
-        f"received a sequence of {len(data)} items"
-    )
-
-
-# Models whose training or evaluation step is running in this thread. While a
-# model is in this set its `call` returns the tensors the loss needs (see the
-# module docstring). Thread-local because tf.distribute runs one thread per replica.
+# Models whose training or evaluation step is running in this thread (see
+# `_LatentVariableModel`'s docstring). Thread-local because tf.distribute runs one
+# thread per replica.
 _STEP_CONTEXT = threading.local()
 
 
@@ -135,6 +58,18 @@ def _inside_step(model):
 
 def _is_inside_step(model):
     return id(model) in getattr(_STEP_CONTEXT, "models", ())
+
+
+@contextlib.contextmanager
+def _stream_errors(checks):
+    """Re-raises a failed stream check as the `ValueError` an array would have given."""
+    try:
+        yield
+    except Exception as error:
+        replacement = checks.reraise(error)
+        if replacement is None or replacement is error:
+            raise
+        raise replacement from error
 
 
 class _CurrentValue(keras.metrics.Metric):
@@ -160,34 +95,33 @@ def _parse_beta(value, where):
     """Returns `(schedule, number)`: exactly one of them is not None."""
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
         return value, None
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: beta must be a number or a schedule; received {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
         raise ValueError(
             f"{where}: beta must be a number or a keras.optimizers.schedules."
-            f"LearningRateSchedule; received {value!r}"
-        ) from None
-    if not (number >= 0 and np.isfinite(number)):
-        raise ValueError(f"{where}: beta must be finite and non-negative; received {value!r}")
-    return None, number
+            f"LearningRateSchedule; received beta={value!r}"
+        )
+    return None, _validation.number(value, "beta", where, non_negative=True)
 
 
-def _parse_free_bits(value, where):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{where}: free_bits must be a number of nats per latent dimension; received {value!r}"
-        ) from None
-    if isinstance(value, bool) or not (number >= 0 and np.isfinite(number)):
-        raise ValueError(f"{where}: free_bits must be finite and non-negative; received {value!r}")
-    return number
+def _host_array(x):
+    """NumPy arrays and Python lists: data on the host that public methods check."""
+    return isinstance(x, (np.ndarray, list))
 
 
 class _LatentVariableModel(keras.Model):
-    """Shared machinery of `VAE` and `CVAE`: loss, metrics, checks, saving."""
+    """Shared machinery of `VAE` and `CVAE`: state, forward pass, loss, saving.
+
+    One forward pass per step: Keras' `train_step` and `test_step` call the
+    model and then pass what it returned to `compute_loss`. While one of this
+    model's steps runs (a thread-local flag set by `train_step`/`test_step`),
+    `call` returns `{reconstruction, z_mean, z_log_var}` from one encoder pass,
+    one draw and one decoder pass, and `compute_loss` reads them, so a
+    BatchNormalization updates its statistics once and a Dropout draws once.
+    Everywhere else (`model(x)`, `predict`, a serving export) `call` returns the
+    deterministic mean reconstruction `decoder(z_mean)`. The flag is needed
+    because Keras calls the model with `training=False` both in `test_step`,
+    which needs the sampled pass, and in `predict_step`, which must not sample.
+    """
 
     _conditional = False
 
@@ -199,6 +133,7 @@ class _LatentVariableModel(keras.Model):
         seed=None,
         likelihood="bernoulli",
         free_bits=0.0,
+        sigma=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -213,13 +148,20 @@ class _LatentVariableModel(keras.Model):
             raise ValueError(
                 f"{name}: unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}"
             )
+        sigma = _validation.number(sigma, "sigma", name, positive=True)
+        if likelihood != "gaussian" and sigma != 1.0:
+            raise ValueError(
+                f"{name}: sigma is the standard deviation of the Gaussian likelihood; with "
+                f"likelihood={likelihood!r} leave it at 1; received sigma={sigma!r}"
+            )
         self.encoder = encoder
         self.decoder = decoder
-        self.seed = seed
+        self.seed = _validation.seed(seed, name)
         self.likelihood = likelihood
-        self._free_bits = _parse_free_bits(free_bits, name)
+        self._free_bits = _validation.number(free_bits, "free_bits", name, non_negative=True)
+        self._latent_dim = _submodels.functional_latent_dim(encoder, decoder)
         self.sampler = Sampling(seed=seed, name="sampling")
-        self.reconstruction_loss_fn = VAELoss(likelihood=likelihood, reduction=None)
+        self.reconstruction_loss_fn = VAELoss(likelihood=likelihood, sigma=sigma, reduction=None)
         # State the compiled step reads, so that changing it needs no retracing.
         self.training_steps = keras.Variable(
             0,
@@ -239,9 +181,23 @@ class _LatentVariableModel(keras.Model):
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.beta_tracker = _CurrentValue(name="beta")
-        self._check_functional_shapes()
-        if encoder.built and decoder.built:
-            self.built = True
+        self._check_sub_models()
+        input_shape = _submodels.functional_input_shape(encoder)
+        if input_shape is not None and encoder.built and decoder.built:
+            # Records the input shape as Keras does on a first call, so that
+            # `export` and `get_build_config` know it.
+            self.build(input_shape)
+
+    def _check_sub_models(self):
+        _submodels.check_functional_shapes(type(self).__name__, self.encoder, self.decoder)
+
+    def build(self, input_shape):
+        """Builds sub-models that are not built yet, by tracing the mean reconstruction."""
+        if not (self.encoder.built and self.decoder.built) or self._latent_dim is None:
+            specs = keras.tree.map_shape_structure(
+                lambda shape: keras.KerasTensor(shape, dtype=self.input_dtype), input_shape
+            )
+            self._mean_reconstruction(specs)  # symbolic: builds, computes nothing
 
     # ------------------------------------------------------- beta, free bits
     @property
@@ -273,10 +229,19 @@ class _LatentVariableModel(keras.Model):
 
     @free_bits.setter
     def free_bits(self, value):
-        value = _parse_free_bits(value, type(self).__name__)
+        value = _validation.number(value, "free_bits", type(self).__name__, non_negative=True)
         if value != self._free_bits:
             self._free_bits = value
             self._rebuild_step_functions()
+
+    @property
+    def sigma(self):
+        """Standard deviation of the Gaussian likelihood (1 for the Bernoulli one).
+
+        Read from the reconstruction loss, so the loss, `log_likelihood` and the
+        saved config always agree.
+        """
+        return float(self.reconstruction_loss_fn.sigma)
 
     def _current_beta(self):
         if self._beta_schedule is None:
@@ -285,12 +250,12 @@ class _LatentVariableModel(keras.Model):
 
     def _read_state(self, variable):
         """The variable's value, also while JAX's `fit` holds the state outside the model."""
-        if _backend_is("jax") and getattr(self, "_jax_state", None):
+        if _distribution.backend_is("jax") and getattr(self, "_jax_state", None):
             self.jax_state_sync()
         return variable.value
 
     def _assign_state(self, variable, value):
-        if _backend_is("jax") and getattr(self, "_jax_state", None):
+        if _distribution.backend_is("jax") and getattr(self, "_jax_state", None):
             # JAX's fit keeps the state outside the model between syncs: sync, so
             # the assignment below is what the next step reads.
             self.jax_state_sync()
@@ -305,106 +270,25 @@ class _LatentVariableModel(keras.Model):
             if getattr(self, attribute, None) is not None:
                 getattr(self, make)(force=True)
 
-    # ----------------------------------------------------------------- checks
-    def _check_functional_shapes(self):
-        """Checks what the sub-models' static shapes already tell, at construction."""
-        name = type(self).__name__
-        outputs = getattr(self.encoder, "outputs", None)
-        if outputs is not None:
-            self._check_encoder_outputs(outputs)
-        encoder_inputs = getattr(self.encoder, "inputs", None)
-        decoder_outputs = getattr(self.decoder, "outputs", None)
-        if encoder_inputs and decoder_outputs:
-            if len(decoder_outputs) != 1:
-                raise ValueError(
-                    f"{name}: the decoder must return one tensor (the images); "
-                    f"it returns {len(decoder_outputs)}"
-                )
-            image_shape = _static_shape(encoder_inputs[0])[1:]
-            output_shape = _static_shape(decoder_outputs[0])[1:]
-            if _shapes_differ(image_shape, output_shape):
-                raise ValueError(
-                    f"{name}: the decoder's output shape {output_shape} differs from the "
-                    f"encoder's image shape {image_shape}; they must match per image"
-                )
-        decoder_inputs = getattr(self.decoder, "inputs", None)
-        if outputs is not None and decoder_inputs:
-            latent_dim = _static_shape(outputs[0])[-1]
-            decoder_z = _static_shape(decoder_inputs[0])[-1]
-            if latent_dim is not None and decoder_z is not None and latent_dim != decoder_z:
-                raise ValueError(
-                    f"{name}: the encoder has latent size {latent_dim} but the decoder "
-                    f"expects z of size {decoder_z}"
-                )
-
-    def _check_encoder_outputs(self, outputs):
-        name = type(self).__name__
-        if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
-            count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
-            raise ValueError(
-                f"{name}: the encoder must return exactly two tensors [z_mean, z_log_var]; "
-                f"it returns {count}"
-            )
-        mean_shape, log_var_shape = _static_shape(outputs[0]), _static_shape(outputs[1])
-        if _shapes_differ(mean_shape, log_var_shape):
-            raise ValueError(
-                f"{name}: the encoder's z_mean and z_log_var have different shapes "
-                f"{mean_shape} and {log_var_shape}; they must have the same latent width"
-            )
-        return outputs
-
-    def _check_reconstruction(self, images, reconstruction):
-        image_shape = _static_shape(images)[1:]
-        output_shape = _static_shape(reconstruction)[1:]
-        if _shapes_differ(image_shape, output_shape):
-            raise ValueError(
-                f"{type(self).__name__}: the decoder's output shape {output_shape} differs "
-                f"from the input images' shape {image_shape}"
-            )
-
-    def _check_images(self, images, role="images"):
-        """Eager checks on NumPy-like image arrays before any training step."""
-        if not _is_array(images):
-            return
-        images = np.asarray(images)
-        name = type(self).__name__
-        encoder_inputs = getattr(self.encoder, "inputs", None)
-        if encoder_inputs:
-            expected = _static_shape(encoder_inputs[0])[1:]
-            if _shapes_differ(expected, images.shape[1:]):
-                raise ValueError(
-                    f"{name}: {role} have shape {images.shape[1:]} per image but the "
-                    f"encoder expects {expected}"
-                )
-        if images.size and not np.all(np.isfinite(images)):
-            raise ValueError(f"{name}: {role} contain NaN or infinite values")
-        if self.likelihood == "bernoulli" and images.size:
-            low, high = images.min(), images.max()
-            if low < 0 or high > 1:
-                raise ValueError(
-                    f"{name}: with the Bernoulli likelihood {role} must lie in [0, 1]; "
-                    f"received values in [{low}, {high}] (divide uint8 images by 255)"
-                )
-
-    def _check_data(self, x, y=None, role="inputs"):
-        if y is not None:
-            message = self._no_targets_message()
-            if role != "inputs":
-                message += f" (received targets in {role})"
-            raise ValueError(message)
-        self._check_inputs(x, role=role)
-
-    def _check_inputs(self, x, role="inputs"):
-        self._check_images(x, role="images" if role == "inputs" else f"{role} images")
-
-    # --------------------------------------------------------------- training
+    # ------------------------------------------------------------- compile
     def compile(
-        self, optimizer="adam", loss=None, steps_per_execution="auto", jit_compile="auto", **kwargs
+        self,
+        optimizer="adam",
+        loss=None,
+        steps_per_execution="auto",
+        jit_compile="auto",
+        metrics=None,
+        weighted_metrics=None,
+        loss_weights=None,
+        **kwargs,
     ):
         """Configures training; the loss is always the negative ELBO.
 
-        Takes the arguments of `keras.Model.compile` except `loss`, with two
-        faster defaults (see `benchmarks/README.md` for the measurements):
+        Takes the arguments of `keras.Model.compile` except `loss`, `metrics`,
+        `weighted_metrics` and `loss_weights`, which need targets the model
+        does not have (they raise a `ValueError`; the model reports `loss`,
+        `reconstruction_loss`, `kl_loss` and `beta`). Two defaults are faster
+        than Keras' own (see `benchmarks/README.md` for the measurements):
 
         - `steps_per_execution="auto"`: 32 on TensorFlow, so `fit` runs 32
           batches per call into the compiled graph instead of returning to
@@ -420,127 +304,26 @@ class _LatentVariableModel(keras.Model):
         Both stay `"auto"` in the saved compile config and are resolved again
         for the backend that loads the model. Pass explicit values to override.
         """
-        if loss is not None:
-            raise ValueError(
-                f"{type(self).__name__} computes its own loss (the negative ELBO); "
-                "call compile(optimizer=...) without a loss argument"
-            )
-        self._check_distribution_support()
+        name = type(self).__name__
+        _execution.check_compile_arguments(
+            name,
+            {
+                "loss": loss,
+                "metrics": metrics,
+                "weighted_metrics": weighted_metrics,
+                "loss_weights": loss_weights,
+            },
+        )
+        _distribution.check_distribution_support(name)
         self._requested_execution = (steps_per_execution, jit_compile)
-        if steps_per_execution == "auto":
-            steps_per_execution = (
-                _TF_STEPS_PER_EXECUTION
-                if _backend_is("tensorflow") and not _tf_strategy_active()
-                else 1
-            )
-        if jit_compile == "auto":
-            jit_compile = self._auto_jit_compile(kwargs.get("run_eagerly", False))
         super().compile(
             optimizer=optimizer,
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
+            steps_per_execution=_execution.resolve_steps_per_execution(steps_per_execution),
+            jit_compile=_execution.resolve_jit_compile(
+                jit_compile, self, kwargs.get("run_eagerly", False)
+            ),
             **kwargs,
         )
-
-    def _check_distribution_support(self):
-        distribution = keras.distribution.distribution()
-        if _backend_is("tensorflow") and distribution is not None:
-            raise ValueError(
-                f"{type(self).__name__}: Keras' distribution API "
-                "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
-                "the TensorFlow trainer ignores it, so this model would train on one device. "
-                "On TensorFlow, build and compile the model inside "
-                "tf.distribute.MirroredStrategy().scope(); received "
-                f"distribution={type(distribution).__name__}"
-            )
-        if _backend_is("torch") and distribution is not None:
-            raise ValueError(
-                f"{type(self).__name__}: Keras' distribution API "
-                "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
-                "the PyTorch backend has no support for it, so this model would not be "
-                "trained in parallel. Use KERAS_BACKEND=jax with DataParallel, or "
-                "KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy; received "
-                f"distribution={type(keras.distribution.distribution()).__name__}"
-            )
-
-    def _scale_for_replicas(self, total, batch_size):
-        """Scales the loss of one replica so that the replicas' gradients sum to the global one.
-
-        Under a `tf.distribute` strategy each replica sees part of the global
-        batch and the gradients of the replicas are summed. Each replica's loss
-        is its batch mean, so it is weighted by `local / global` examples: the
-        sum of the gradients is then exactly the gradient of the global batch
-        mean, also for a last batch that does not split evenly. The returned
-        value is the batch mean divided by the number of replicas, what Keras
-        reports for its own losses and un-scales for the `loss` metric.
-        (JAX's `DataParallel` computes the loss on the whole global batch and
-        needs nothing here.)
-        """
-        if not _tf_strategy_active():
-            return total
-        import tensorflow as tf
-
-        replica_context = tf.distribute.get_replica_context()
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replica_context is None or replicas == 1:
-            return total
-        local = ops.cast(batch_size, total.dtype)
-        global_size = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-        exact = total * local / global_size
-        return exact + ops.stop_gradient(total / replicas - exact)
-
-    def _free_bits_term(self, kl_per_dim, batch_size):
-        """`sum_j max(free_bits, KL_j)`, with `KL_j` the batch-average KL of dimension j.
-
-        Under a `tf.distribute` strategy the floor must see the global batch,
-        not one replica's share: the per-dimension averages are all-reduced
-        (without gradient), and this replica's gradient flows through the
-        dimensions that are above the floor globally. With the weighting of
-        `_scale_for_replicas` the summed gradients are those of one device.
-        """
-        replicated = self._replica_average(kl_per_dim, batch_size)
-        if replicated is None:
-            return ops.sum(ops.maximum(kl_per_dim, self._free_bits))
-        above = ops.cast(ops.greater(replicated, self._free_bits), kl_per_dim.dtype)
-        gradient_path = ops.sum(above * kl_per_dim)
-        value = ops.sum(ops.maximum(replicated, self._free_bits))
-        return gradient_path + ops.stop_gradient(value - gradient_path)
-
-    def _replica_average(self, batch_mean, batch_size):
-        """The global-batch average of a per-replica batch mean, or None without replicas."""
-        if not _tf_strategy_active():
-            return None
-        import tensorflow as tf
-
-        replica_context = tf.distribute.get_replica_context()
-        if replica_context is None or tf.distribute.get_strategy().num_replicas_in_sync == 1:
-            return None
-        local = ops.cast(batch_size, batch_mean.dtype)
-        total = replica_context.all_reduce(
-            tf.distribute.ReduceOp.SUM, ops.stop_gradient(batch_mean) * local
-        )
-        return total / replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-
-    def _auto_jit_compile(self, run_eagerly):
-        """`True` on CPU-only TensorFlow for models without convolutions, else "auto"."""
-        if run_eagerly or not _backend_is("tensorflow"):
-            return "auto"
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy() or any(
-            device.device_type != "CPU" for device in tf.config.list_physical_devices()
-        ):
-            return "auto"
-        try:
-            from tensorflow.python.framework.config import is_op_determinism_enabled
-        except ImportError:  # pragma: no cover - moved in some TensorFlow version
-            return "auto"
-        if is_op_determinism_enabled():
-            return "auto"
-        for layer in self._flatten_layers():
-            if isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True):
-                return "auto"
-        return True
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -552,40 +335,62 @@ class _LatentVariableModel(keras.Model):
     def compile_from_config(self, config):
         # Keras skips models whose `compile` is overridden; this one is safe to call.
         config = keras.saving.deserialize_keras_object(config)
-        config.pop("loss", None)
+        for key in _execution.REFUSED_COMPILE_ARGUMENTS:
+            config.pop(key, None)
         self.compile(**config)
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
+    # ------------------------------------------------- public entry points
+    def _input_checks(self):
+        return InputChecks.for_model(self)
+
     def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        x = self._checked_stream(x)
+        checks = self._input_checks()
+        checks.check_data(x, y)
+        x = checks.wrap(x)
         if kwargs.get("validation_data") is not None:
-            kwargs["validation_data"] = self._checked_validation_data(kwargs["validation_data"])
-        return super().fit(x, y, *args, **kwargs)
+            kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
+        with _stream_errors(checks):
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        return super().evaluate(self._checked_stream(x), y, *args, **kwargs)
+        checks = self._input_checks()
+        checks.check_data(x, y)
+        with _stream_errors(checks):
+            return super().evaluate(checks.wrap(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_inputs(x)
-        return super().predict(self._checked_stream(x), *args, **kwargs)
+        checks = self._input_checks()
+        checks.check_inputs(x)
+        with _stream_errors(checks):
+            return super().predict(checks.wrap(x, targets_allowed=True), *args, **kwargs)
 
-    def _checked_validation_data(self, validation_data):
-        """Checks `validation_data` in every form Keras accepts, before any training step."""
-        if not isinstance(validation_data, (list, tuple)):
-            if _is_array(validation_data):
-                self._check_inputs(validation_data, role="validation_data")
-            return self._checked_stream(validation_data)
-        x_val, y_val, _ = _unpack_x_y_sample_weight(validation_data)
-        self._check_data(x_val, y_val, role="validation_data")
-        return validation_data
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        self._input_checks().check_data(x, y)
+        return super().train_on_batch(x, y, *args, **kwargs)
 
-    def _checked_stream(self, x):
-        """Hook for subclasses: wraps datasets and generators in per-batch checks."""
-        return x
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        self._input_checks().check_data(x, y)
+        return super().test_on_batch(x, y, *args, **kwargs)
 
+    def predict_on_batch(self, x):
+        self._input_checks().check_inputs(x)
+        return super().predict_on_batch(x)
+
+    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
+        """Importance-sampled estimate of log p(x) per example, in nats.
+
+        See `vae_keras.evaluation.log_likelihood`; for a `CVAE`, `x` is
+        `[images, labels]` and the estimate is the conditional log p(x | y).
+        """
+        from vae_keras import evaluation
+
+        return evaluation.log_likelihood(
+            self, x, num_samples=num_samples, batch_size=batch_size, seed=seed
+        )
+
+    # ------------------------------------------------------------ training
     def train_step(self, *args, **kwargs):
         with _inside_step(self):
             return super().train_step(*args, **kwargs)
@@ -607,7 +412,7 @@ class _LatentVariableModel(keras.Model):
         pass is run here.
         """
         if y is not None:
-            raise ValueError(self._no_targets_message())
+            raise ValueError(self._input_checks().no_targets_message())
         images, condition = self._unpack(x)
         if isinstance(y_pred, dict) and set(y_pred) == {"reconstruction", "z_mean", "z_log_var"}:
             outputs = y_pred
@@ -627,10 +432,11 @@ class _LatentVariableModel(keras.Model):
             reconstruction_loss = reconstruction_loss * weight
             kl_terms = kl_terms * (weight if self._free_bits == 0 else weight[:, None])
         reconstruction_loss = ops.mean(reconstruction_loss)
+        batch_size = ops.shape(images)[0]
         if self._free_bits:
             kl_per_dim = ops.mean(kl_terms, axis=0)
             kl_loss = ops.sum(kl_per_dim)
-            kl_term = self._free_bits_term(kl_per_dim, ops.shape(images)[0])
+            kl_term = _distribution.free_bits_term(kl_per_dim, batch_size, self._free_bits)
         else:
             kl_loss = kl_term = ops.mean(kl_terms)
         beta = self._current_beta()
@@ -639,23 +445,19 @@ class _LatentVariableModel(keras.Model):
         total = reconstruction_loss + beta * kl_term
         for extra in self.losses:  # e.g. weight regularizers of the sub-models
             total = total + ops.cast(extra, total.dtype)
-        batch_size = ops.shape(images)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction_loss, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
         self.beta_tracker.update_state(beta)
-        return self._scale_for_replicas(total, batch_size)
+        return _distribution.scale_for_replicas(total, batch_size)
 
-    def _no_targets_message(self):
-        return (
-            f"{type(self).__name__} trains on its inputs alone (the targets are the "
-            "inputs themselves); call fit(x) / evaluate(x) without y"
-        )
-
-    # ------------------------------------------------------------ sub-models
+    # ------------------------------------------------------- forward pass
     def _encode(self, images, condition, training=None):
         inputs = images if condition is None else [images, condition]
         outputs = self.encoder(inputs, training=training)
-        z_mean, z_log_var = self._check_encoder_outputs(outputs)
+        z_mean, z_log_var = _submodels.check_encoder_outputs(type(self).__name__, outputs)
+        width = static_shape(z_mean)[-1]
+        if width is not None:
+            self._latent_dim = width
         return z_mean, z_log_var
 
     def _decode(self, z, condition, training=None):
@@ -667,61 +469,73 @@ class _LatentVariableModel(keras.Model):
         z_mean, z_log_var = self._encode(images, condition, training=training)
         z = self.sampler([z_mean, z_log_var])
         reconstruction = self._decode(z, condition, training=training)
-        self._check_reconstruction(images, reconstruction)
+        _submodels.check_reconstruction(type(self).__name__, images, reconstruction)
         return {"reconstruction": reconstruction, "z_mean": z_mean, "z_log_var": z_log_var}
 
-    def call(self, inputs, training=None):
+    def _mean_reconstruction(self, inputs, training=None):
         images, condition = self._unpack(inputs)
-        if _is_inside_step(self):
-            return self._forward(images, condition, training=training)
         z_mean, _ = self._encode(images, condition, training=training)
         # float32 whatever the compute dtype, so predict() gives ordinary arrays
         return ops.cast(self._decode(z_mean, condition, training=training), "float32")
 
-    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
-        """Importance-sampled estimate of log p(x) per example, in nats.
+    def call(self, inputs, training=None):
+        if _is_inside_step(self):
+            images, condition = self._unpack(inputs)
+            return self._forward(images, condition, training=training)
+        return self._mean_reconstruction(inputs, training=training)
 
-        See `vae_keras.evaluation.log_likelihood`; for a `CVAE`, `x` is
-        `[images, labels]` and the estimate is the conditional log p(x | y).
-        """
-        from vae_keras import evaluation
+    def _encode_public(self, inputs, training):
+        self._input_checks().check_inputs(inputs, host_only=True)
+        images, condition = self._unpack(inputs)
+        if _host_array(images):
+            images = ops.convert_to_tensor(np.asarray(images))
+        z_mean, z_log_var = self._encode(images, condition, training=training)
+        return ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
 
-        return evaluation.log_likelihood(
-            self, x, num_samples=num_samples, batch_size=batch_size, seed=seed
-        )
+    def _decode_public(self, z, condition, training):
+        if _host_array(z):
+            z = self._checked_codes(np.shape(z)[0] if np.ndim(z) else None, z, "decode")
+        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+        return ops.cast(self._decode(z, condition, training=training), "float32")
 
+    # ---------------------------------------------------------- generation
     @property
     def latent_dim(self):
-        """Width of the latent space, read from the encoder's outputs."""
-        outputs = getattr(self.encoder, "outputs", None)
-        if outputs:
-            return _static_shape(outputs[0])[-1]
-        decoder_inputs = getattr(self.decoder, "inputs", None)
-        if decoder_inputs:
-            return _static_shape(decoder_inputs[0])[-1]
-        raise AttributeError("latent_dim is unknown until the sub-models are built")
+        """Width of the latent space: declared by functional sub-models, else seen in a call."""
+        if self._latent_dim is None:
+            raise AttributeError(
+                f"{type(self).__name__}: latent_dim is unknown until the model has been built "
+                "or called (train it, call it on a batch, or give z to generate)"
+            )
+        return self._latent_dim
 
-    def _prior_samples(self, n, z, seed):
-        latent_dim = self.latent_dim
-        if z is None:
-            if seed is not None:
-                return (
-                    np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
-                )
-            # Keras' global seed generator: fixed by keras.utils.set_random_seed,
-            # and NumPy's global stream is left alone.
-            return ops.convert_to_numpy(keras.random.normal((n, latent_dim), dtype="float32"))
+    def _checked_codes(self, n, z, where):
+        """`z` as float32 NumPy, shape `(n, latent_dim)`; one code is repeated n times."""
         z = np.asarray(z, dtype="float32")
-        if z.ndim == 1:
+        latent_dim = self._latent_dim if self._latent_dim is not None else z.shape[-1]
+        if z.ndim == 1 and n is not None:
             z = np.broadcast_to(z, (n, z.shape[0]))
         if z.ndim != 2 or z.shape[1] != latent_dim or (n is not None and z.shape[0] != n):
             raise ValueError(
-                f"{type(self).__name__}.generate: z must have shape ({n}, {latent_dim}) "
+                f"{type(self).__name__}.{where}: z must have shape ({n}, {latent_dim}) "
                 f"or ({latent_dim},); received {z.shape}"
             )
+        if not np.isfinite(z).all():
+            raise ValueError(f"{type(self).__name__}.{where}: z contains NaN or infinite values")
         return z
 
-    # ---------------------------------------------------------------- saving
+    def _prior_samples(self, n, z, seed):
+        if z is not None:
+            return self._checked_codes(n, z, "generate")
+        latent_dim = self.latent_dim
+        seed = _validation.seed(seed, f"{type(self).__name__}.generate")
+        if seed is not None:
+            return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+        # Keras' global seed generator: fixed by keras.utils.set_random_seed,
+        # and NumPy's global stream is left alone.
+        return ops.convert_to_numpy(keras.random.normal((n, latent_dim), dtype="float32"))
+
+    # --------------------------------------------------------------- saving
     def get_config(self):
         return {
             **super().get_config(),
@@ -735,6 +549,7 @@ class _LatentVariableModel(keras.Model):
             "seed": self.seed,
             "likelihood": self.likelihood,
             "free_bits": self._free_bits,
+            "sigma": self.sigma,
         }
 
     @classmethod
@@ -748,7 +563,7 @@ class _LatentVariableModel(keras.Model):
             config["beta"] = keras.saving.deserialize_keras_object(
                 config["beta"], custom_objects=custom_objects
             )
-        return cls(**config)
+        return cls(**config)  # files saved before `sigma` existed get its default, 1
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -759,6 +574,14 @@ class VAE(_LatentVariableModel):
     `loss = reconstruction_loss + beta * kl_loss`, with the reconstruction term
     from `VAELoss` (summed over pixels) and the KL term from `kl_divergence`
     (summed over latent dimensions). `fit` and `evaluate` report all three.
+
+    Every entry point checks NumPy data the same way before any step runs
+    (shape per image, no NaN or infinity, values in [0, 1] for the Bernoulli
+    likelihood): `fit`, `evaluate`, `predict`, `train_on_batch`,
+    `test_on_batch`, `predict_on_batch`, `encode`, `decode`; a
+    `tf.data.Dataset`, a generator, a `keras.utils.PyDataset` or a PyTorch
+    `DataLoader` is checked batch by batch as it is read, with the same
+    messages.
 
     Args:
         encoder: A Keras model mapping images to `[z_mean, z_log_var]`.
@@ -774,6 +597,9 @@ class VAE(_LatentVariableModel):
             batch-average KL of each latent dimension in the loss, so that the
             optimizer gains nothing by pushing a dimension's KL below it; a
             remedy for posterior collapse. 0 (the default) turns it off.
+        sigma: Standard deviation of the Gaussian likelihood N(x_hat, sigma^2 I),
+            positive; used by the loss and by `log_likelihood`, and saved with
+            the model. Only for `likelihood="gaussian"`.
         **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -792,10 +618,38 @@ class VAE(_LatentVariableModel):
     >>> history = vae.fit(x, epochs=1, batch_size=32, verbose=0)
     >>> sorted(history.history)
     ['beta', 'kl_loss', 'loss', 'reconstruction_loss']
+    >>> z_mean, z_log_var = vae.encode(x[:3])
+    >>> tuple(z_mean.shape), tuple(vae.decode(z_mean).shape)
+    ((3, 2), (3, 28, 28, 1))
     """
 
     def _unpack(self, inputs):
         return inputs, None
+
+    def encode(self, images, training=False):
+        """The parameters of q(z | x): `(z_mean, z_log_var)`.
+
+        Args:
+            images: A batch of images (NumPy arrays are checked like `fit`'s).
+            training: Whether layers such as Dropout run in training mode.
+
+        Returns:
+            Two float32 backend tensors of shape `(n, latent_dim)`.
+        """
+        return self._encode_public(images, training)
+
+    def decode(self, z, training=False):
+        """The decoder's output for latent codes `z`, in one call.
+
+        Args:
+            z: Latent codes of shape `(n, latent_dim)` (NumPy or a tensor).
+            training: Whether layers such as Dropout run in training mode.
+
+        Returns:
+            A float32 backend tensor of images (pixel probabilities for the
+            Bernoulli likelihood, means for the Gaussian one).
+        """
+        return self._decode_public(z, None, training)
 
     def generate(self, n=None, z=None, seed=None):
         """Decodes `n` draws from the prior N(0, I), or the given `z`, in one call.
@@ -811,14 +665,14 @@ class VAE(_LatentVariableModel):
         Returns:
             A NumPy array of images.
         """
-        if z is None and (n is None or int(n) < 1):
+        if n is not None:
+            n = _validation.positive_int(n, "n", "VAE.generate")
+        elif z is None:
             raise ValueError("VAE.generate: give a positive n or latent codes z")
-        n = None if n is None else int(n)
-        if z is not None and n is None:
-            z = np.asarray(z)
-            n = 1 if z.ndim == 1 else z.shape[0]
+        else:
+            n = 1 if np.ndim(z) == 1 else np.shape(z)[0]
         z = self._prior_samples(n, z, seed)
-        return ops.convert_to_numpy(ops.cast(self.decoder(z, training=False), "float32"))
+        return ops.convert_to_numpy(self._decode_public(z, None, False))
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -829,6 +683,8 @@ class CVAE(_LatentVariableModel):
     2015, "Learning Structured Output Representation using Deep Conditional
     Generative Models"). Both receive the label as a one-hot vector, so z is
     free to encode what the label does not say: the style of the digit.
+    Labels are checked wherever images are (see `VAE`): class ids in
+    `[0, num_classes)`, one-hot rows `num_classes` wide, one label per image.
 
     Args:
         encoder: A Keras model mapping `[images, one_hot_labels]` to
@@ -839,6 +695,7 @@ class CVAE(_LatentVariableModel):
         seed: Seed of the model's `Sampling` layer.
         likelihood: `"bernoulli"` or `"gaussian"`.
         free_bits: Per-dimension KL floor in nats, as for `VAE`.
+        sigma: Standard deviation of the Gaussian likelihood, as for `VAE`.
         **kwargs: Standard `keras.Model` arguments.
 
     Call arguments:
@@ -864,6 +721,9 @@ class CVAE(_LatentVariableModel):
     >>> history = cvae.fit([x, y], epochs=1, batch_size=32, verbose=0)
     >>> cvae.generate([3, 3, 7], seed=0).shape
     (3, 28, 28, 1)
+    >>> z_mean, _ = cvae.encode([x[:2], y[:2]])
+    >>> tuple(cvae.decode([z_mean, [4, 4]]).shape)
+    (2, 28, 28, 1)
     """
 
     _conditional = True
@@ -877,17 +737,10 @@ class CVAE(_LatentVariableModel):
         seed=None,
         likelihood="bernoulli",
         free_bits=0.0,
+        sigma=1.0,
         **kwargs,
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-            raise ValueError(
-                f"CVAE: num_classes must be a positive integer; received {num_classes!r}"
-            )
-        if num_classes < 1:
-            raise ValueError(
-                f"CVAE: num_classes must be a positive integer; received {num_classes}"
-            )
-        self.num_classes = int(num_classes)
+        self.num_classes = _validation.positive_int(num_classes, "num_classes", "CVAE")
         super().__init__(
             encoder,
             decoder,
@@ -895,176 +748,50 @@ class CVAE(_LatentVariableModel):
             seed=seed,
             likelihood=likelihood,
             free_bits=free_bits,
+            sigma=sigma,
             **kwargs,
         )
 
-    def _check_functional_shapes(self):
-        for role, model in (("encoder", self.encoder), ("decoder", self.decoder)):
-            inputs = getattr(model, "inputs", None)
-            if not inputs:
-                continue
-            if len(inputs) != 2:
-                raise ValueError(
-                    f"CVAE: the {role} must take two inputs [{'images' if role == 'encoder' else 'z'}, "
-                    f"one_hot_labels]; it takes {len(inputs)}"
-                )
-            width = _static_shape(inputs[1])[-1]
-            if width is not None and width != self.num_classes:
-                raise ValueError(
-                    f"CVAE: the {role}'s label input has width {width} but num_classes is "
-                    f"{self.num_classes}"
-                )
-        super()._check_functional_shapes()
-
-    def _one_hot(self, labels):
-        labels = ops.convert_to_tensor(labels)
-        shape = _static_shape(labels)
-        if len(shape) == 2 and shape[-1] == 1:
-            labels = ops.squeeze(labels, axis=-1)
-            shape = shape[:1]
-        if len(shape) == 1:
-            return ops.one_hot(
-                ops.cast(labels, "int32"), self.num_classes, dtype=self.compute_dtype
-            )
-        if len(shape) == 2 and shape[-1] == self.num_classes:
-            return ops.cast(labels, self.compute_dtype)
-        raise ValueError(
-            f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
-            f"(n, {self.num_classes}); received shape {shape}"
-        )
+    def _check_sub_models(self):
+        _submodels.check_conditional_inputs(self.encoder, self.decoder, self.num_classes)
+        super()._check_sub_models()
 
     def _unpack(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError(
-                "CVAE: inputs must be a list [images, labels] (a dataset must yield "
-                f"((images, labels),)); received {type(inputs).__name__}"
-            )
-        images, labels = inputs
-        return images, self._one_hot(labels)
+        images, labels = self._input_checks().split(inputs)
+        return images, one_hot(labels, self.num_classes, self.compute_dtype)
 
-    def _check_labels(self, labels, n=None):
-        """Eager checks on NumPy-like labels; returns them as a one-hot array."""
-        labels = np.asarray(labels)
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.ndim == 1:
-            if labels.size and not np.all(np.equal(np.mod(labels, 1), 0)):
-                raise ValueError("CVAE: integer labels must be whole numbers")
-            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"CVAE: labels out of range: expected class ids in [0, {self.num_classes - 1}], "
-                    f"received values from {labels.min()} to {labels.max()}"
-                )
-            one_hot = np.eye(self.num_classes, dtype="float32")[labels.astype("int64")]
-        elif labels.ndim == 2:
-            if labels.shape[1] != self.num_classes:
-                raise ValueError(
-                    f"CVAE: one-hot labels have width {labels.shape[1]} but num_classes is "
-                    f"{self.num_classes}"
-                )
-            one_hot = labels.astype("float32")
-        else:
-            raise ValueError(
-                f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
-                f"(n, {self.num_classes}); received shape {labels.shape}"
-            )
-        if n is not None and one_hot.shape[0] != n:
-            raise ValueError(
-                f"CVAE: {one_hot.shape[0]} labels for {n} images; give one label per image"
-            )
-        return one_hot
+    def _one_hot_checked(self, labels, n=None):
+        """Host labels checked and one-hot; tensors converted as they are."""
+        if _host_array(labels):
+            labels = self._input_checks().check_labels(labels, n=n)
+        return one_hot(labels, self.num_classes, self.compute_dtype)
 
-    def _check_inputs(self, x, role="inputs"):
-        if not isinstance(x, (list, tuple)):
-            if _is_array(x):
-                raise ValueError(
-                    f"CVAE: {role} must be a list [images, labels]; received a single array"
-                )
-            return  # a dataset or generator: its labels are checked batch by batch
-        if len(x) != 2:
-            raise ValueError(
-                f"CVAE: {role} must be a list [images, labels]; received {len(x)} items"
-            )
-        images, labels = x
-        self._check_images(images, role="images" if role == "inputs" else f"{role} images")
-        if _is_array(images) and _is_array(labels):
-            self._check_labels(labels, n=np.asarray(images).shape[0])
+    def encode(self, inputs, training=False):
+        """The parameters of q(z | x, y): `(z_mean, z_log_var)`.
 
-    def _no_targets_message(self):
-        return (
-            "CVAE trains on its inputs [images, labels] alone and takes no targets; call "
-            "fit([x, y]) without a second argument, and let a dataset yield "
-            "((images, labels),) rather than (images, labels)"
-        )
+        Args:
+            inputs: `[images, labels]`, as for `fit` (NumPy data is checked).
+            training: Whether layers such as Dropout run in training mode.
 
-    def _checked_validation_data(self, validation_data):
-        # A CVAE never takes targets, so [x_val, y_val] (or a pair of arrays) can
-        # only mean its two inputs.
-        if (
-            isinstance(validation_data, (list, tuple))
-            and len(validation_data) == 2
-            and all(_is_array(part) for part in validation_data)
-        ):
-            validation_data = (list(validation_data),)
-        return super()._checked_validation_data(validation_data)
+        Returns:
+            Two float32 backend tensors of shape `(n, latent_dim)`.
+        """
+        return self._encode_public(inputs, training)
 
-    def _checked_stream(self, x):
-        """Wraps a tf.data.Dataset or a generator so that every batch's labels are checked."""
-        if _is_tf_dataset(x):
-            is_tuple = isinstance(x.element_spec, tuple)
+    def decode(self, inputs, training=False):
+        """The decoder's output for `[z, labels]`, in one call.
 
-            def check(*element):  # tf.data unpacks a tuple element into arguments
-                return self._assert_labels_in_graph(element if is_tuple else element[0])
+        Args:
+            inputs: `[z, labels]`: codes of shape `(n, latent_dim)` and class ids
+                `(n,)` or one-hot labels `(n, num_classes)`.
+            training: Whether layers such as Dropout run in training mode.
 
-            return x.map(check)
-        if inspect.isgenerator(x):
-            return self._check_generator(x)
-        return x
-
-    def _batch_labels(self, batch):
-        inputs, _, _ = _unpack_x_y_sample_weight(batch)
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
-            return inputs[1]
-        return None
-
-    def _check_generator(self, batches):
-        for batch in batches:
-            labels = self._batch_labels(batch)
-            if labels is not None:
-                self._check_labels(np.asarray(labels))
-            yield batch
-
-    def _assert_labels_in_graph(self, batch):
-        import tensorflow as tf
-
-        labels = self._batch_labels(batch)
-        if labels is None:
-            return batch
-        rank = labels.shape.rank
-        if rank == 2 and labels.shape[-1] not in (None, 1, self.num_classes):
-            raise ValueError(
-                f"CVAE: one-hot labels have width {labels.shape[-1]} but num_classes is "
-                f"{self.num_classes}"
-            )
-        if rank == 1 or (rank == 2 and labels.shape[-1] == 1):
-            checks = [
-                tf.debugging.assert_greater_equal(
-                    labels,
-                    tf.cast(0, labels.dtype),
-                    message="CVAE: labels out of range: class ids must be >= 0",
-                ),
-                tf.debugging.assert_less(
-                    labels,
-                    tf.cast(self.num_classes, labels.dtype),
-                    message=(
-                        f"CVAE: labels out of range: expected class ids in "
-                        f"[0, {self.num_classes - 1}]"
-                    ),
-                ),
-            ]
-            with tf.control_dependencies(checks):
-                batch = tf.nest.map_structure(tf.identity, batch)
-        return batch
+        Returns:
+            A float32 backend tensor of images.
+        """
+        z, labels = self._input_checks().split(inputs, role="decode inputs")
+        n = np.shape(z)[0] if _host_array(z) and np.ndim(z) == 2 else None
+        return self._decode_public(z, self._one_hot_checked(labels, n), training)
 
     def generate(self, labels, z=None, seed=None):
         """Decodes one image per label, with z from the prior N(0, I) unless given.
@@ -1080,10 +807,10 @@ class CVAE(_LatentVariableModel):
         Returns:
             A NumPy array of `n` images, decoded in one batched call.
         """
-        one_hot = self._check_labels(labels)
-        z = self._prior_samples(one_hot.shape[0], z, seed)
-        images = self.decoder([z, one_hot], training=False)
-        return ops.convert_to_numpy(ops.cast(images, "float32"))
+        one_hot_labels = self._input_checks().check_labels(labels)
+        z = self._prior_samples(one_hot_labels.shape[0], z, seed)
+        condition = ops.cast(one_hot_labels, self.compute_dtype)
+        return ops.convert_to_numpy(self._decode_public(z, condition, False))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

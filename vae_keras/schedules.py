@@ -18,31 +18,9 @@ with beta near 0 lets the encoder put information into z first (Bowman et al.,
 import keras
 from keras import ops
 
+from vae_keras import _validation
+
 __all__ = ["LinearWarmup", "CyclicalAnnealing"]
-
-
-def _check_number(value, what, positive=False):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number; received {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"{what} must be finite; received {value!r}")
-    if positive and number <= 0:
-        raise ValueError(f"{what} must be positive; received {value!r}")
-    if number < 0:
-        raise ValueError(f"{what} must be non-negative; received {value!r}")
-    return number
-
-
-def _check_steps(value, what, allow_zero=False):
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{what} must be a whole number of steps; received {value!r}")
-    value = int(value)
-    if value < (0 if allow_zero else 1):
-        limit = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{what} must be {limit}; received {value}")
-    return value
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -71,10 +49,10 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, warmup_steps, start=0.0, end=1.0, delay=0):
-        self.warmup_steps = _check_steps(warmup_steps, "LinearWarmup: warmup_steps")
-        self.start = _check_number(start, "LinearWarmup: start")
-        self.end = _check_number(end, "LinearWarmup: end")
-        self.delay = _check_steps(delay, "LinearWarmup: delay", allow_zero=True)
+        self.warmup_steps = _validation.positive_int(warmup_steps, "warmup_steps", "LinearWarmup")
+        self.start = _validation.number(start, "start", "LinearWarmup", non_negative=True)
+        self.end = _validation.number(end, "end", "LinearWarmup", non_negative=True)
+        self.delay = _validation.non_negative_int(delay, "delay", "LinearWarmup")
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -116,17 +94,19 @@ class CyclicalAnnealing(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, cycle_steps, ratio=0.5, start=0.0, end=1.0, num_cycles=None):
-        self.cycle_steps = _check_steps(cycle_steps, "CyclicalAnnealing: cycle_steps")
-        ratio = _check_number(ratio, "CyclicalAnnealing: ratio", positive=True)
+        self.cycle_steps = _validation.positive_int(cycle_steps, "cycle_steps", "CyclicalAnnealing")
+        ratio = _validation.number(ratio, "ratio", "CyclicalAnnealing", positive=True)
         if ratio > 1:
-            raise ValueError(f"CyclicalAnnealing: ratio must lie in (0, 1]; received {ratio}")
+            raise ValueError(
+                f"CyclicalAnnealing: ratio must lie in (0, 1]; received ratio={ratio!r}"
+            )
         self.ratio = ratio
-        self.start = _check_number(start, "CyclicalAnnealing: start")
-        self.end = _check_number(end, "CyclicalAnnealing: end")
+        self.start = _validation.number(start, "start", "CyclicalAnnealing", non_negative=True)
+        self.end = _validation.number(end, "end", "CyclicalAnnealing", non_negative=True)
         self.num_cycles = (
             None
             if num_cycles is None
-            else _check_steps(num_cycles, "CyclicalAnnealing: num_cycles")
+            else _validation.positive_int(num_cycles, "num_cycles", "CyclicalAnnealing")
         )
 
     def __call__(self, step):

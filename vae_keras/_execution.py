@@ -1,0 +1,91 @@
+"""The models' compile policy: how many steps per call into the graph, and whether to use XLA.
+
+`VAE.compile` and `CVAE.compile` default both settings to `"auto"` and resolve
+them here, for the backend and devices present when `compile` runs (see
+`benchmarks/README.md` for the measurements behind the choices):
+
+- `steps_per_execution`: 32 on TensorFlow, so `fit` runs 32 batches per call
+  into the compiled graph instead of returning to Python after each one; 1 on
+  JAX and PyTorch (PyTorch requires 1), and 1 under a `tf.distribute` strategy
+  (Keras' multi-step loop fails under `MirroredStrategy`).
+- `jit_compile`: Keras' own rule (XLA on JAX and on accelerators), except that
+  on CPU-only TensorFlow, where Keras turns XLA off, it is turned on for models
+  without convolution layers: XLA's CPU convolutions are slower than
+  TensorFlow's own.
+"""
+
+import keras
+
+from vae_keras._distribution import backend_is, tf_strategy_active
+
+# Training steps per call into the compiled graph on TensorFlow with
+# `compile(steps_per_execution="auto")`.
+TF_STEPS_PER_EXECUTION = 32
+
+_CONV_LAYERS = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
+
+# compile() arguments that only make sense for a model whose loss Keras computes
+# from targets; the VAE's loss is the negative ELBO of its inputs.
+REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "weighted_metrics", "loss_weights")
+
+
+def resolve_steps_per_execution(requested):
+    if requested != "auto":
+        return requested
+    if backend_is("tensorflow") and not tf_strategy_active():
+        return TF_STEPS_PER_EXECUTION
+    return 1
+
+
+def resolve_jit_compile(requested, model, run_eagerly):
+    """`True` on CPU-only TensorFlow for models without convolutions, else Keras' "auto"."""
+    if requested != "auto":
+        return requested
+    if run_eagerly or not backend_is("tensorflow"):
+        return "auto"
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy() or any(
+        device.device_type != "CPU" for device in tf.config.list_physical_devices()
+    ):
+        return "auto"
+    try:
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+    except ImportError:  # pragma: no cover - moved in some TensorFlow version
+        return "auto"
+    if is_op_determinism_enabled():
+        return "auto"
+    for layer in model._flatten_layers():
+        if isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True):
+            return "auto"
+    return True
+
+
+def check_compile_arguments(where, arguments):
+    """Refuses `loss`, `metrics`, `weighted_metrics` and `loss_weights` with a clear message."""
+    for key in REFUSED_COMPILE_ARGUMENTS:
+        value = arguments.get(key)
+        if value is None or (key != "loss" and not value):
+            continue
+        if key == "loss":
+            raise ValueError(
+                f"{where} computes its own loss (the negative ELBO); call "
+                f"compile(optimizer=...) without a loss argument; received loss={value!r}"
+            )
+        raise ValueError(
+            f"{where}.compile: {key} is not supported. The model has no targets to compare "
+            "predictions with; it reports loss, reconstruction_loss, kl_loss and beta. For "
+            "other numbers (per-dimension KL, active units, log-likelihood) use the functions "
+            f"of vae_keras.evaluation in a callback; received {key}={value!r}"
+        )

@@ -1,0 +1,436 @@
+"""Checks on the data a VAE or CVAE is given, wherever it comes from.
+
+Every public entry point (`fit`, `evaluate`, `predict`, `train_on_batch`,
+`test_on_batch`, `predict_on_batch`, `encode`, `decode`, `generate`,
+`log_likelihood`) checks its data with the same `InputChecks`, so a mistake
+gets the same message on every path and on every backend:
+
+- NumPy-like arrays (and eager tensors) are checked once, in one vectorised
+  pass, before any step runs.
+- Streams are checked batch by batch as they are read: a `tf.data.Dataset`
+  in-graph (`tf.debugging.Assert` inside a `map`, so also under XLA and on the
+  JAX and PyTorch backends, which read datasets through TensorFlow), a Python
+  generator, a `keras.utils.PyDataset` or a PyTorch `DataLoader` in Python. The
+  first bad batch stops training with the message an array would have given;
+  `reraise` turns the stream's error back into that `ValueError`.
+
+`InputChecks` holds only plain values (no model), so it pickles into the worker
+processes of a `PyDataset` with `use_multiprocessing=True`.
+"""
+
+import inspect
+import re
+import sys
+
+import keras
+import numpy as np
+from keras import ops
+
+# Graph-side messages are wrapped in these markers so that `reraise` can find them
+# inside TensorFlow's error text.
+_OPEN, _CLOSE = "<<vae_keras: ", ">>"
+
+
+def static_shape(tensor_or_shape):
+    shape = getattr(tensor_or_shape, "shape", tensor_or_shape)
+    return tuple(shape) if shape is not None else None
+
+
+def shapes_differ(a, b):
+    """True when two shapes (without batch axis) certainly differ."""
+    if a is None or b is None:
+        return False
+    if len(a) != len(b):
+        return True
+    return any(x is not None and y is not None and x != y for x, y in zip(a, b))
+
+
+def is_array(x):
+    """NumPy arrays and anything that converts to one without copying semantics: eager tensors."""
+    return isinstance(x, np.ndarray) or (
+        hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
+    )
+
+
+def is_tf_dataset(x):
+    if "tensorflow" not in sys.modules:
+        return False
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset)
+
+
+def is_torch_dataloader(x):
+    if "torch" not in sys.modules:
+        return False
+    import torch
+
+    return isinstance(x, torch.utils.data.DataLoader)
+
+
+def one_hot(labels, num_classes, dtype):
+    """Class ids `(n,)` or `(n, 1)`, or one-hot `(n, num_classes)`, as a one-hot tensor.
+
+    Works on arrays and on tensors inside a traced step; the values are
+    checked by `InputChecks.check_labels` before they get here.
+    """
+    labels = ops.convert_to_tensor(labels)
+    shape = static_shape(labels)
+    if len(shape) == 2 and shape[-1] == 1 and num_classes != 1:
+        labels = ops.squeeze(labels, axis=-1)
+        shape = shape[:1]
+    if len(shape) == 1:
+        return ops.one_hot(ops.cast(labels, "int32"), num_classes, dtype=dtype)
+    if len(shape) == 2 and shape[-1] == num_classes:
+        return ops.cast(labels, dtype)
+    raise ValueError(
+        f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
+        f"(n, {num_classes}); received shape {shape}"
+    )
+
+
+class InputChecks:
+    """The checks of one model's data (see the module docstring).
+
+    Args:
+        name: The model's class name, which starts every message.
+        likelihood: The model's likelihood; `"bernoulli"` requires pixels in [0, 1].
+        image_shape: Shape of one image as the encoder expects it, or None if unknown.
+        num_classes: For a CVAE, the number of classes; None for a VAE.
+    """
+
+    def __init__(self, name, likelihood, image_shape=None, num_classes=None):
+        self.name = name
+        self.likelihood = likelihood
+        self.image_shape = image_shape
+        self.num_classes = num_classes
+        self.last_error = None
+
+    @classmethod
+    def for_model(cls, model):
+        encoder_inputs = getattr(model.encoder, "inputs", None)
+        image_shape = static_shape(encoder_inputs[0])[1:] if encoder_inputs else None
+        return cls(
+            type(model).__name__,
+            model.likelihood,
+            image_shape,
+            getattr(model, "num_classes", None),
+        )
+
+    @property
+    def conditional(self):
+        return self.num_classes is not None
+
+    # ------------------------------------------------------------ messages
+    def no_targets_message(self):
+        if self.conditional:
+            return (
+                "CVAE trains on its inputs [images, labels] alone and takes no targets; call "
+                "fit([x, y]) without a second argument, and let a dataset yield "
+                "((images, labels),) rather than (images, labels)"
+            )
+        return (
+            f"{self.name} trains on its inputs alone (the targets are the inputs "
+            "themselves); call fit(x) / evaluate(x) without y"
+        )
+
+    def _not_finite(self, role):
+        return f"{self.name}: {role} contain NaN or infinite values"
+
+    def _out_of_unit_range(self, role, low, high):
+        return (
+            f"{self.name}: with the Bernoulli likelihood {role} must lie in [0, 1]; "
+            f"received values in [{low}, {high}] (divide uint8 images by 255)"
+        )
+
+    def _labels_out_of_range(self, low, high):
+        return (
+            f"CVAE: labels out of range: expected class ids in [0, {self.num_classes - 1}], "
+            f"received values from {low} to {high}"
+        )
+
+    def _one_hot_width(self, width):
+        return f"CVAE: one-hot labels have width {width} but num_classes is {self.num_classes}"
+
+    def _image_shape_mismatch(self, role, shape):
+        return (
+            f"{self.name}: {role} have shape {shape} per image but the encoder expects "
+            f"{self.image_shape}"
+        )
+
+    # ------------------------------------------------------- eager checks
+    def check_images(self, images, role="images"):
+        """Shape, finiteness and (Bernoulli) range of NumPy-like images; others pass."""
+        if not is_array(images):
+            return
+        images = np.asarray(images)
+        if images.ndim < 1:
+            raise ValueError(f"{self.name}: {role} must have a batch axis; received a scalar")
+        if shapes_differ(self.image_shape, images.shape[1:]):
+            raise ValueError(self._image_shape_mismatch(role, images.shape[1:]))
+        if not images.size:
+            return
+        if images.dtype.kind == "f" and not np.isfinite(images).all():
+            raise ValueError(self._not_finite(role))
+        if self.likelihood == "bernoulli":
+            low, high = images.min(), images.max()
+            if low < 0 or high > 1:
+                raise ValueError(self._out_of_unit_range(role, low, high))
+
+    def check_labels(self, labels, n=None):
+        """Checks class ids or one-hot labels; returns them as a float32 one-hot array."""
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1 and self.num_classes != 1:
+            labels = labels[:, 0]
+        if labels.ndim == 1:
+            if labels.dtype.kind not in "iub" and labels.size:
+                if labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0)):
+                    raise ValueError(
+                        "CVAE: integer labels must be whole numbers; received labels of "
+                        f"dtype {labels.dtype}"
+                    )
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(self._labels_out_of_range(labels.min(), labels.max()))
+            one_hot_labels = np.eye(self.num_classes, dtype="float32")[labels.astype("int64")]
+        elif labels.ndim == 2:
+            if labels.shape[1] != self.num_classes:
+                raise ValueError(self._one_hot_width(labels.shape[1]))
+            one_hot_labels = labels.astype("float32")
+        else:
+            raise ValueError(
+                f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
+                f"(n, {self.num_classes}); received shape {labels.shape}"
+            )
+        if n is not None and one_hot_labels.shape[0] != n:
+            raise ValueError(
+                f"CVAE: {one_hot_labels.shape[0]} labels for {n} images; give one label per image"
+            )
+        return one_hot_labels
+
+    def split(self, x, role="inputs"):
+        """`(images, labels)` of the model's inputs (labels None for a VAE), structure checked."""
+        if not self.conditional:
+            return x, None
+        if not isinstance(x, (list, tuple)):
+            if is_array(x):
+                raise ValueError(
+                    f"CVAE: {role} must be a list [images, labels] (a dataset must yield "
+                    "((images, labels),)); received a single array"
+                )
+            raise ValueError(
+                "CVAE: inputs must be a list [images, labels] (a dataset must yield "
+                f"((images, labels),)); received {type(x).__name__}"
+            )
+        if len(x) != 2:
+            raise ValueError(
+                f"CVAE: {role} must be a list [images, labels]; received {len(x)} items"
+            )
+        return x[0], x[1]
+
+    def check_inputs(self, x, role="inputs", host_only=False):
+        """Checks the model's inputs if they are arrays; a stream is left to `wrap`.
+
+        With `host_only`, only NumPy arrays and lists are checked, and tensors pass
+        untouched (they may be symbolic, or on an accelerator).
+        """
+        if not self.conditional and not is_array(x):
+            return
+        if self.conditional and not isinstance(x, (list, tuple)) and not is_array(x):
+            return  # a dataset or generator: checked batch by batch
+        images, labels = self.split(x, role)
+        host = (np.ndarray, list) if host_only else None
+        if host is None or isinstance(images, host):
+            self.check_images(images, "images" if role == "inputs" else f"{role} images")
+        if labels is None or not is_array(images) or (host and not isinstance(labels, host)):
+            return
+        self.check_labels(labels, n=np.shape(images)[0])
+
+    def check_data(self, x, y=None, role="inputs"):
+        """Inputs without targets (the model's targets are its inputs)."""
+        if y is not None:
+            message = self.no_targets_message()
+            if role != "inputs":
+                message += f" (received targets in {role})"
+            raise ValueError(message)
+        self.check_inputs(x, role=role)
+
+    def check_validation_data(self, validation_data):
+        """Checks `validation_data` in every form Keras accepts; returns it, streams wrapped."""
+        if not isinstance(validation_data, (list, tuple)):
+            if is_array(validation_data):
+                self.check_inputs(validation_data, role="validation_data")
+            return self.wrap(validation_data)
+        if (
+            self.conditional
+            and len(validation_data) == 2
+            and all(is_array(part) for part in validation_data)
+        ):
+            # A CVAE never takes targets, so [x_val, y_val] can only mean its two inputs.
+            validation_data = (list(validation_data),)
+        x_val, y_val, _ = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
+        self.check_data(x_val, y_val, role="validation_data")
+        return validation_data
+
+    def check_batch(self, batch, targets_allowed=False):
+        """Checks one batch read from a stream (NumPy-convertible parts)."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        if y is not None and not targets_allowed:
+            raise ValueError(self.no_targets_message())
+        images, labels = self.split(x)
+        self.check_images(images)
+        if labels is not None:
+            self.check_labels(labels, n=np.shape(images)[0])
+
+    # --------------------------------------------------------------- streams
+    def wrap(self, x, targets_allowed=False):
+        """Returns `x` with every batch checked as it is read; arrays are returned as they are."""
+        if is_tf_dataset(x):
+            return self._wrap_tf_dataset(x, targets_allowed)
+        if inspect.isgenerator(x):
+            return self._checked_batches(x, targets_allowed)
+        if isinstance(x, keras.utils.PyDataset):
+            return _CheckedPyDataset(x, self, targets_allowed)
+        if is_torch_dataloader(x):
+            return _checked_dataloader(x, self, targets_allowed)
+        return x
+
+    def _checked_batches(self, batches, targets_allowed):
+        for batch in batches:
+            self._check_recording(batch, targets_allowed)
+            yield batch
+
+    def _check_recording(self, batch, targets_allowed):
+        try:
+            self.check_batch(batch, targets_allowed)
+        except ValueError as error:
+            # Keep it: TensorFlow may wrap it into an error of its own on the way out.
+            self.last_error = error
+            raise
+
+    def reraise(self, error):
+        """The `ValueError` a stream check raised, if `error` came from one, else None."""
+        if self.last_error is not None:
+            return self.last_error
+        found = re.search(re.escape(_OPEN) + "(.*?)" + re.escape(_CLOSE), str(error), re.S)
+        return ValueError(found.group(1)) if found else None
+
+    def _wrap_tf_dataset(self, dataset, targets_allowed):
+        import tensorflow as tf
+
+        spec = dataset.element_spec
+        x_spec, y_spec, _ = keras.utils.unpack_x_y_sample_weight(spec)
+        if y_spec is not None and not targets_allowed:
+            raise ValueError(self.no_targets_message())
+        image_spec, label_spec = self.split(x_spec)
+        shape = static_shape(image_spec.shape)
+        if shape is not None and shapes_differ(self.image_shape, shape[1:]):
+            raise ValueError(self._image_shape_mismatch("images", shape[1:]))
+        if label_spec is not None:
+            label_shape = static_shape(label_spec.shape)
+            if len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
+                raise ValueError(self._one_hot_width(label_shape[-1]))
+        is_tuple = isinstance(spec, tuple)
+
+        def check(*element):  # tf.data unpacks a tuple element into arguments
+            batch = element if is_tuple else element[0]
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            images, labels = self.split(x)
+            asserts = self._tf_image_asserts(tf, images)
+            if labels is not None:
+                asserts += self._tf_label_asserts(tf, labels)
+            with tf.control_dependencies(asserts):
+                return tf.nest.map_structure(tf.identity, batch)
+
+        return dataset.map(check)
+
+    def _tf_assert(self, tf, condition, template, values=()):
+        message = tf.strings.format(_OPEN + template + _CLOSE, values) if values else None
+        return tf.debugging.Assert(condition, [message if values else _OPEN + template + _CLOSE])
+
+    def _tf_image_asserts(self, tf, images):
+        values = tf.cast(images, "float32")
+        empty = tf.equal(tf.size(values), 0)
+        asserts = [
+            self._tf_assert(
+                tf,
+                tf.logical_or(empty, tf.reduce_all(tf.math.is_finite(values))),
+                self._not_finite("images"),
+            )
+        ]
+        if self.likelihood == "bernoulli":
+            low, high = tf.reduce_min(values), tf.reduce_max(values)
+            template = self._out_of_unit_range("images", "{}", "{}")
+            asserts.append(
+                self._tf_assert(
+                    tf,
+                    tf.logical_or(empty, tf.logical_and(low >= 0, high <= 1)),
+                    template,
+                    (low, high),
+                )
+            )
+        return asserts
+
+    def _tf_label_asserts(self, tf, labels):
+        shape = static_shape(labels.shape)
+        if len(shape) == 2 and shape[-1] == self.num_classes and self.num_classes != 1:
+            return []  # one-hot: its width was checked from the dataset's spec
+        values = tf.cast(labels, "float32")
+        empty = tf.equal(tf.size(values), 0)
+        low, high = tf.reduce_min(values), tf.reduce_max(values)
+        in_range = tf.logical_and(low >= 0, high <= self.num_classes - 1)
+        whole = tf.reduce_all(tf.equal(values, tf.round(values)))
+        return [
+            self._tf_assert(
+                tf,
+                tf.logical_or(empty, in_range),
+                self._labels_out_of_range("{}", "{}"),
+                (low, high),
+            ),
+            self._tf_assert(
+                tf, tf.logical_or(empty, whole), "CVAE: integer labels must be whole numbers"
+            ),
+        ]
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """A `PyDataset` that checks each batch of another one as it is read."""
+
+    def __init__(self, dataset, checks, targets_allowed):
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.checks = checks
+        self.targets_allowed = targets_allowed
+
+    @property
+    def num_batches(self):
+        return self.dataset.num_batches
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        batch = self.dataset[index]
+        self.checks._check_recording(batch, self.targets_allowed)
+        return batch
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def _checked_dataloader(loader, checks, targets_allowed):
+    """A copy of a PyTorch `DataLoader` (same dataset, sampler, workers) whose batches are checked."""
+
+    class CheckedDataLoader(type(loader)):
+        def __iter__(self):
+            return checks._checked_batches(super().__iter__(), targets_allowed)
+
+    checked = object.__new__(CheckedDataLoader)
+    checked.__dict__.update(loader.__dict__)
+    return checked

@@ -1,0 +1,105 @@
+"""Checks on the encoder and decoder a model is built from.
+
+What the sub-models' static shapes already tell is checked when the model is
+constructed (functional models know their inputs and outputs); the rest is
+checked on the tensors of the first call.
+"""
+
+from vae_keras._inputs import shapes_differ, static_shape
+
+
+def check_encoder_outputs(where, outputs):
+    """The encoder returns `[z_mean, z_log_var]` of one shape; returns them."""
+    if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+        raise ValueError(
+            f"{where}: the encoder must return exactly two tensors [z_mean, z_log_var]; "
+            f"it returns {count}"
+        )
+    mean_shape, log_var_shape = static_shape(outputs[0]), static_shape(outputs[1])
+    if shapes_differ(mean_shape, log_var_shape):
+        raise ValueError(
+            f"{where}: the encoder's z_mean and z_log_var have different shapes "
+            f"{mean_shape} and {log_var_shape}; they must have the same latent width"
+        )
+    return outputs
+
+
+def check_reconstruction(where, images, reconstruction):
+    image_shape = static_shape(images)[1:]
+    output_shape = static_shape(reconstruction)[1:]
+    if shapes_differ(image_shape, output_shape):
+        raise ValueError(
+            f"{where}: the decoder's output shape {output_shape} differs "
+            f"from the input images' shape {image_shape}"
+        )
+
+
+def check_conditional_inputs(encoder, decoder, num_classes):
+    """A CVAE's sub-models take `[x, one_hot_labels]` with labels `num_classes` wide."""
+    for role, model in (("encoder", encoder), ("decoder", decoder)):
+        inputs = getattr(model, "inputs", None)
+        if not inputs:
+            continue
+        first = "images" if role == "encoder" else "z"
+        if len(inputs) != 2:
+            raise ValueError(
+                f"CVAE: the {role} must take two inputs [{first}, one_hot_labels]; "
+                f"it takes {len(inputs)}"
+            )
+        width = static_shape(inputs[1])[-1]
+        if width is not None and width != num_classes:
+            raise ValueError(
+                f"CVAE: the {role}'s label input has width {width} but num_classes is {num_classes}"
+            )
+
+
+def check_functional_shapes(where, encoder, decoder):
+    """Output counts, image shapes and latent widths of functional sub-models."""
+    outputs = getattr(encoder, "outputs", None)
+    if outputs is not None:
+        check_encoder_outputs(where, outputs)
+    encoder_inputs = getattr(encoder, "inputs", None)
+    decoder_outputs = getattr(decoder, "outputs", None)
+    if encoder_inputs and decoder_outputs:
+        if len(decoder_outputs) != 1:
+            raise ValueError(
+                f"{where}: the decoder must return one tensor (the images); "
+                f"it returns {len(decoder_outputs)}"
+            )
+        image_shape = static_shape(encoder_inputs[0])[1:]
+        output_shape = static_shape(decoder_outputs[0])[1:]
+        if shapes_differ(image_shape, output_shape):
+            raise ValueError(
+                f"{where}: the decoder's output shape {output_shape} differs from the "
+                f"encoder's image shape {image_shape}; they must match per image"
+            )
+    decoder_inputs = getattr(decoder, "inputs", None)
+    if outputs is not None and decoder_inputs:
+        latent_dim = static_shape(outputs[0])[-1]
+        decoder_z = static_shape(decoder_inputs[0])[-1]
+        if latent_dim is not None and decoder_z is not None and latent_dim != decoder_z:
+            raise ValueError(
+                f"{where}: the encoder has latent size {latent_dim} but the decoder "
+                f"expects z of size {decoder_z}"
+            )
+
+
+def functional_latent_dim(encoder, decoder):
+    """The latent width that functional sub-models declare, or None."""
+    outputs = getattr(encoder, "outputs", None)
+    if outputs:
+        return static_shape(outputs[0])[-1]
+    decoder_inputs = getattr(decoder, "inputs", None)
+    if decoder_inputs:
+        return static_shape(decoder_inputs[0])[-1]
+    return None
+
+
+def functional_input_shape(encoder):
+    """The encoder's input shape(s), with batch axis, if it is functional; else None."""
+    inputs = getattr(encoder, "inputs", None)
+    if not inputs:
+        return None
+    shapes = [tuple(static_shape(tensor)) for tensor in inputs]
+    return shapes[0] if len(shapes) == 1 else shapes
