@@ -13,10 +13,11 @@ The public API:
 - `evaluation`: the importance-sampled log-likelihood and posterior-collapse
   diagnostics (`log_likelihood`, `kl_per_dimension`, `active_units`, ...).
 - `datasets` (`load_mnist`, `load_fashion_mnist`) and `plotting`.
-- `callbacks`: `ImageSnapshots`, `LatentStatistics` and `NaNGuard` for `fit`.
+- `callbacks`: `ImageSnapshots`, `LatentStatistics` and `NaNGuard` for `fit`;
+  `export.export_serving`: encode, decode and generate endpoints as one SavedModel.
 """
 
-from vae_keras import callbacks, datasets, evaluation, plotting
+from vae_keras import callbacks, datasets, evaluation, export, plotting
 from vae_keras.builders import (
     build_conv_decoder,
     build_conv_encoder,
@@ -48,4 +49,5 @@ __all__ = [
     "evaluation",
     "plotting",
     "callbacks",
+    "export",
 ]

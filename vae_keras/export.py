@@ -1,0 +1,144 @@
+"""Serving: a trained VAE or CVAE as one TensorFlow SavedModel with three endpoints.
+
+A deployed VAE serves `encode`, `decode` and `generate`, not `fit`.
+`export_serving` writes them with `keras.export.ExportArchive`; the result
+loads with `tf.saved_model.load` in a process that has neither Keras nor
+`vae_keras` (TensorFlow Serving reads the same folder). It runs on the
+TensorFlow backend; a model trained on JAX or PyTorch is saved as a `.keras`
+file, loaded with `KERAS_BACKEND=tensorflow` and exported there.
+
+Endpoints of a `VAE` (images of the encoder's input shape, float32):
+
+- `encode(images)` -> `{"z_mean": ..., "z_log_var": ...}`, each `(n, latent_dim)`;
+- `decode(z)` -> images, the decoder's output (pixel probabilities for the
+  Bernoulli likelihood);
+- `generate(n, seed)` -> `n` images decoded from
+  `z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 0])` (int32
+  scalars; the same seed gives the same images).
+
+A `CVAE`'s endpoints take integer class ids as well: `encode(images, labels)`,
+`decode(z, labels)` and `generate(labels, seed)` (one image per label).
+"""
+
+import os
+
+import keras
+
+from vae_keras.models import CVAE, VAE
+
+__all__ = ["export_serving"]
+
+
+def _tf():
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
+            "Save the model with model.save('model.keras'), load it in a process started with "
+            "KERAS_BACKEND=tensorflow and export it there. Received: "
+            f"backend={keras.backend.backend()!r}"
+        )
+    import tensorflow as tf
+
+    return tf
+
+
+def export_serving(model, filepath):
+    """Writes `encode`, `decode` and `generate` endpoints of a model as one SavedModel.
+
+    Args:
+        model: A built `vk.VAE` or `vk.CVAE` (trained, or called once) whose
+            encoder declares its input shape (a functional or Sequential model,
+            as the `vk.build_*` builders make).
+        filepath: Folder to write the SavedModel into.
+
+    Returns:
+        `filepath`.
+
+    Example:
+
+    >>> import os
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import keras
+    >>> import vae_keras as vk
+    >>> if keras.backend.backend() == "tensorflow":
+    ...     import tensorflow as tf
+    ...     vae = vk.VAE(vk.build_mlp_encoder(latent_dim=2), vk.build_mlp_decoder(latent_dim=2))
+    ...     path = vk.export.export_serving(vae, os.path.join(tempfile.mkdtemp(), "vae"))
+    ...     served = tf.saved_model.load(path)
+    ...     print(tuple(served.generate(tf.constant(3), tf.constant(0)).shape))
+    ... else:
+    ...     print((3, 28, 28, 1))
+    (3, 28, 28, 1)
+    """
+    tf = _tf()
+    if not isinstance(model, (VAE, CVAE)):
+        raise TypeError(
+            "export_serving: model must be a vk.VAE or vk.CVAE. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    encoder_inputs = getattr(model.encoder, "inputs", None)
+    if not encoder_inputs:
+        raise ValueError(
+            "export_serving: the encoder must declare its input shape (a functional or "
+            "Sequential model with an Input). Received: an encoder of type "
+            f"{type(model.encoder).__name__} without inputs"
+        )
+    image_shape = tuple(encoder_inputs[0].shape[1:])
+    latent_dim = int(model.encoder.outputs[0].shape[-1])
+    conditional = isinstance(model, CVAE)
+    encoder, decoder = model.encoder, model.decoder
+
+    images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
+    z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
+    labels_spec = tf.TensorSpec((None,), tf.int32, name="labels")
+    seed_spec = tf.TensorSpec((), tf.int32, name="seed")
+
+    def prior(n, seed):
+        return tf.random.stateless_normal((n, latent_dim), seed=tf.stack([seed, 0]))
+
+    def posterior(outputs):
+        z_mean, z_log_var = outputs
+        return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    if conditional:
+
+        def one_hot(labels):
+            return tf.one_hot(labels, model.num_classes, dtype=model.compute_dtype)
+
+        def decode(z, labels):
+            z = tf.cast(z, model.compute_dtype)
+            return tf.cast(decoder([z, one_hot(labels)], training=False), tf.float32)
+
+        archive.add_endpoint(
+            "encode",
+            lambda images, labels: posterior(encoder([images, one_hot(labels)], training=False)),
+            input_signature=[images_spec, labels_spec],
+        )
+        archive.add_endpoint("decode", decode, input_signature=[z_spec, labels_spec])
+        archive.add_endpoint(
+            "generate",
+            lambda labels, seed: decode(prior(tf.shape(labels)[0], seed), labels),
+            input_signature=[labels_spec, seed_spec],
+        )
+    else:
+
+        def decode(z):
+            z = tf.cast(z, model.compute_dtype)
+            return tf.cast(decoder(z, training=False), tf.float32)
+
+        archive.add_endpoint(
+            "encode",
+            lambda images: posterior(encoder(images, training=False)),
+            input_signature=[images_spec],
+        )
+        archive.add_endpoint("decode", decode, input_signature=[z_spec])
+        archive.add_endpoint(
+            "generate",
+            lambda n, seed: decode(prior(n, seed)),
+            input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec],
+        )
+    archive.write_out(os.fspath(filepath), verbose=False)
+    return filepath
