@@ -141,3 +141,10 @@ def test_the_model_cell_of_notebook_00_is_tagged_and_trains_here():
     np.testing.assert_allclose(
         logs["loss"][0], logs["reconstruction_loss"][0] + logs["kl_loss"][0], rtol=1e-5
     )
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(tutorial, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
