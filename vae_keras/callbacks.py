@@ -78,6 +78,9 @@ def _check_data(x, where):
 
 def _encode(model, x):
     """(z_mean, z_log_var) of q(z | x) as float32 NumPy arrays; x as for `fit`."""
+    if isinstance(model, CVAE):
+        images, labels = x
+        x = [ops.convert_to_tensor(np.asarray(images, "float32")), np.asarray(labels)]
     z_mean, z_log_var = model.encode(x)
     return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
 
@@ -108,7 +111,7 @@ def tile_images(images, n_cols, zoom=1, padding=1):
     >>> import numpy as np
     >>> from vae_keras.callbacks import tile_images
     >>> tile_images(np.zeros((6, 28, 28, 1)), n_cols=3).shape
-    (59, 89, 1)
+    (59, 88, 1)
     """
     images = np.clip(np.asarray(images, dtype="float32"), 0.0, 1.0)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -140,12 +143,13 @@ def tile_images(images, n_cols, zoom=1, padding=1):
 
 
 def _save_png(grid, path):
-    import matplotlib.image
+    from PIL import Image  # installed with matplotlib
 
-    if grid.shape[-1] == 1:
-        matplotlib.image.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    pixels = np.round(grid * 255.0).astype("uint8")
+    if pixels.shape[-1] == 1:
+        Image.fromarray(pixels[..., 0]).save(path)  # mode L
     else:
-        matplotlib.image.imsave(path, grid)
+        Image.fromarray(pixels).save(path)  # mode RGB
 
 
 def _summary_writer(log_dir, where):
@@ -503,10 +507,14 @@ class NaNGuard(keras.callbacks.Callback):
     >>> import keras
     >>> import vae_keras as vk
     >>> vae = vk.VAE(vk.build_mlp_encoder(latent_dim=2), vk.build_mlp_decoder(latent_dim=2))
-    >>> vae.compile(optimizer=keras.optimizers.SGD(learning_rate=1e6))  # diverges
-    >>> x = np.random.default_rng(0).random((256, 28, 28, 1)).astype("float32")
+    >>> vae.compile(optimizer="adam")
+    >>> x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
+    >>> head = vae.encoder.layers[-1]  # the z_log_var head: start it at 100
+    >>> head.set_weights([head.get_weights()[0], head.get_weights()[1] + 100.0])
     >>> guard = vk.callbacks.NaNGuard(x[:32], verbose=0)
     >>> history = vae.fit(x, epochs=3, batch_size=32, verbose=0, callbacks=[guard])
+    >>> guard.first_non_finite  # exp(100) overflows float32
+    'z_log_var'
     >>> guard.stopped_step is not None
     True
     >>> all(np.isfinite(w).all() for w in vae.get_weights())
@@ -622,14 +630,11 @@ class NaNGuard(keras.callbacks.Callback):
         try:
             for updates in range(self.max_replay_steps + 1):
                 z_mean, z_log_var = _encode(model, self.x)
-                reconstruction = _decode(model, z_mean, self.x)
-                for name, value in (
-                    ("z_mean", z_mean),
-                    ("z_log_var", z_log_var),
-                    ("reconstruction", reconstruction),
-                ):
+                for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
                     if not np.all(np.isfinite(value)):
                         return _finding(name, updates, previous, learning_rate)
+                if not np.all(np.isfinite(_decode(model, z_mean, self.x))):
+                    return _finding("reconstruction", updates, previous, learning_rate)
                 current = {"z_mean": _largest(z_mean), "z_log_var": float(np.max(z_log_var))}
                 if current["z_log_var"] > _FLOAT32_EXP_LIMIT:
                     return _finding(
@@ -637,7 +642,16 @@ class NaNGuard(keras.callbacks.Callback):
                     )
                 if updates == self.max_replay_steps:
                     break
-                logs = model.train_on_batch(self.x, return_dict=True)
+                try:
+                    logs = model.train_on_batch(self.x, return_dict=True)
+                except RuntimeError as error:
+                    # PyTorch's binary cross-entropy raises on NaN probabilities
+                    # instead of returning NaN.
+                    if "between 0 and 1" not in str(error):
+                        raise
+                    return _finding(
+                        "reconstruction_loss", updates, current, learning_rate, now=True
+                    )
                 for name in _TERMS:
                     if name in logs and not np.isfinite(float(logs[name])):
                         # computed with the weights checked above, before this update
