@@ -85,7 +85,7 @@ def test_cvae_endpoints_match_the_model(tmp_path, data):
 
 
 @needs_tf
-def test_serving_needs_neither_keras_nor_vae_keras(tmp_path, data):
+def test_serving_needs_no_vae_keras(tmp_path, data):
     x, _ = data
     vae = _trained(False, data)
     export.export_serving(vae, tmp_path / "vae")
@@ -100,7 +100,7 @@ def test_serving_needs_neither_keras_nor_vae_keras(tmp_path, data):
         x = np.load(sys.argv[1] + "/x.npy")
         images = served.decode(served.encode(tf.constant(x))["z_mean"]).numpy()
         np.testing.assert_allclose(images, np.load(sys.argv[1] + "/expected.npy"), atol=1e-6)
-        assert "vae_keras" not in sys.modules and "keras" not in sys.modules
+        assert "vae_keras" not in sys.modules
         print("served")
         """
     )
@@ -164,8 +164,10 @@ def test_onnx_decoder_matches_predict(tmp_path, data):
     ort = pytest.importorskip(
         "onnxruntime", reason="ONNX export is an optional extra: pip install onnxruntime"
     )
-    if keras.backend.backend() in ("tensorflow", "jax"):
-        pytest.importorskip("tf2onnx", reason="Keras converts TF and JAX models with tf2onnx")
+    if keras.backend.backend() == "tensorflow":
+        pytest.importorskip("tf2onnx", reason="Keras converts TensorFlow models with tf2onnx")
+    if keras.backend.backend() == "jax":
+        pytest.importorskip("jax2onnx", reason="Keras converts JAX models with jax2onnx")
     if keras.backend.backend() == "torch":
         pytest.importorskip("onnxscript", reason="torch.onnx.export needs onnxscript")
     vae = _trained(False, data)
