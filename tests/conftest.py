@@ -15,3 +15,51 @@ def _seed():
 @pytest.fixture
 def backend():
     return keras.backend.backend()
+
+
+# ------------------------------------------------- data and models for the tests
+# Shared by the test modules (`from conftest import ...`), so each states once what
+# it trains on.
+import numpy as np  # noqa: E402
+
+import vae_keras as vk  # noqa: E402
+
+LATENT = 2
+CLASSES = 3
+
+
+def bars(n=240, seed=0, jitter=True):
+    """Synthetic 28x28 binary images of one of three vertical bars, with their labels.
+
+    With `jitter`, each bar moves by up to two pixels and 2% of the pixels flip.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CLASSES, size=n)
+    images = np.zeros((n, 28, 28, 1), dtype="float32")
+    for i, label in enumerate(labels):
+        start = 4 + 8 * label + (rng.integers(-2, 3) if jitter else 0)
+        images[i, :, start : start + 4] = 1.0
+    if jitter:
+        flips = rng.random(images.shape) < 0.02
+        images = np.where(flips, 1.0 - images, images).astype("float32")
+    return images, labels
+
+
+def small_vae(beta=1.0, seed=0, hidden=(32,), **kwargs):
+    return vk.VAE(
+        vk.build_mlp_encoder(LATENT, hidden),
+        vk.build_mlp_decoder(LATENT, hidden),
+        beta=beta,
+        seed=seed,
+        **kwargs,
+    )
+
+
+def small_cvae(seed=0, hidden=(32,), **kwargs):
+    return vk.CVAE(
+        vk.build_mlp_encoder(LATENT, hidden, num_classes=CLASSES),
+        vk.build_mlp_decoder(LATENT, hidden, num_classes=CLASSES),
+        num_classes=CLASSES,
+        seed=seed,
+        **kwargs,
+    )

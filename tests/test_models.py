@@ -1,42 +1,14 @@
 import keras
 import numpy as np
 import pytest
+from conftest import CLASSES, LATENT, bars, small_cvae, small_vae
 from keras import layers, ops
 
 import vae_keras as vk
 
-LATENT = 2
-CLASSES = 3
-
-
-def _bars(n=240, seed=0):
-    """Synthetic 28x28 binary images: one of three bar patterns plus noise, with labels."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, CLASSES, size=n)
-    images = np.zeros((n, 28, 28, 1), dtype="float32")
-    for i, label in enumerate(labels):
-        start = 4 + 8 * label + rng.integers(-2, 3)
-        images[i, :, start : start + 4] = 1.0
-    flips = rng.random(images.shape) < 0.02
-    return np.where(flips, 1.0 - images, images).astype("float32"), labels
-
-
-def _vae(beta=1.0, seed=0, hidden=(32,)):
-    return vk.VAE(
-        vk.build_mlp_encoder(LATENT, hidden),
-        vk.build_mlp_decoder(LATENT, hidden),
-        beta=beta,
-        seed=seed,
-    )
-
-
-def _cvae(seed=0, hidden=(32,)):
-    return vk.CVAE(
-        vk.build_mlp_encoder(LATENT, hidden, num_classes=CLASSES),
-        vk.build_mlp_decoder(LATENT, hidden, num_classes=CLASSES),
-        num_classes=CLASSES,
-        seed=seed,
-    )
+_bars = bars
+_vae = small_vae
+_cvae = small_cvae
 
 
 def _to_numpy(x):
@@ -355,9 +327,17 @@ def test_compile_defaults_per_backend_and_kept_as_auto_when_saved(tmp_path, back
     mlp.compile(optimizer="adam")
     conv = vk.VAE(vk.build_conv_encoder(2), vk.build_conv_decoder(2))
     conv.compile(optimizer="adam")
-    if backend == "tensorflow":  # the CI machines have no GPU: CPU-only TensorFlow
-        assert mlp.steps_per_execution == 32 and mlp.jit_compile is True
-        assert conv.steps_per_execution == 32 and conv.jit_compile is False
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = {device.device_type for device in tf.config.list_physical_devices()}
+        plain = keras.Sequential([keras.Input((2,)), layers.Dense(1)])
+        plain.compile(optimizer="adam", loss="mse")  # Keras' own "auto" on these devices
+        assert mlp.steps_per_execution == 32 and conv.steps_per_execution == 32
+        if devices == {"CPU"}:  # XLA for the MLP, where Keras would turn it off
+            assert mlp.jit_compile is True and conv.jit_compile is False
+        else:  # an accelerator: Keras' rule for both
+            assert mlp.jit_compile == plain.jit_compile == conv.jit_compile
     else:
         assert mlp.steps_per_execution == 1 and conv.steps_per_execution == 1
     explicit = _vae()

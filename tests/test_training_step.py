@@ -4,21 +4,14 @@ and the data paths (validation data, datasets, generators) checked before traini
 import keras
 import numpy as np
 import pytest
+from conftest import CLASSES, LATENT, bars
 from keras import layers, ops
 
 import vae_keras as vk
 
-LATENT = 2
-CLASSES = 3
-
 
 def _bars(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, CLASSES, size=n)
-    images = np.zeros((n, 28, 28, 1), dtype="float32")
-    for i, label in enumerate(labels):
-        images[i, :, 4 + 8 * label : 8 + 8 * label] = 1.0
-    return images, labels
+    return bars(n, seed, jitter=False)
 
 
 def _numpy(x):
