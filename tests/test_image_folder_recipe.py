@@ -39,13 +39,26 @@ def _write_pngs(folder, n=40, size=32):
         Image.fromarray(pixels).save(target)
 
 
-def test_recipe_runs_on_a_folder_of_pngs(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """Runs the recipe once, in a fresh folder; yields its namespace and the serving block."""
     pytest.importorskip("tensorflow", reason="image_dataset_from_directory returns tf.data")
-    monkeypatch.chdir(tmp_path)
-    _write_pngs(tmp_path / "my_images")
-    recipe, serving = _blocks()
+    folder = tmp_path_factory.mktemp("recipe")
+    _write_pngs(folder / "my_images")
+    recipe_block, serving_block = _blocks()
     namespace = {}
-    exec(compile(recipe, "README.md", "exec"), namespace)
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        keras.utils.set_random_seed(0)
+        exec(compile(recipe_block, "README.md", "exec"), namespace)
+        yield namespace, serving_block
+    finally:
+        os.chdir(previous)
+
+
+def test_recipe_runs_on_a_folder_of_pngs(recipe):
+    namespace, _ = recipe
 
     vae, history, held_out = namespace["vae"], namespace["history"], namespace["held_out"]
     assert held_out.shape == (8, 32, 32, 1) and 0 <= held_out.min() and held_out.max() <= 1
@@ -73,8 +86,14 @@ def test_recipe_runs_on_a_folder_of_pngs(tmp_path, monkeypatch):
     restored.fit(namespace["dataset"], epochs=1, verbose=0)
     assert int(keras.ops.convert_to_numpy(restored.training_steps)) == 9
 
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the serving block runs on the TensorFlow backend (tests/test_export.py)")
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the serving block runs on the TensorFlow backend (tests/test_export.py)",
+)
+def test_serving_block_runs_after_the_recipe(recipe):
+    namespace, serving = recipe
+    vae, held_out = namespace["vae"], namespace["held_out"]
     exec(compile(serving, "README.md", "exec"), namespace)
     np.testing.assert_allclose(
         np.asarray(namespace["images"]), vae.predict(held_out, verbose=0), atol=1e-6
