@@ -64,6 +64,18 @@ def test_exported_decoders_compute_what_keras_computes():
         assert export.export_error(model, table, weights, [-4, 4]) < export.MAX_EXPORT_ERROR
 
 
+def test_float32_when_float16_is_not_precise_enough(tmp_path, monkeypatch):
+    small_models()[0].save(tmp_path / "vae_2d.keras")
+    document, weights = export.build("vae_2d", tmp_path, None)
+    assert document["weights"]["dtype"] == "float16"
+    monkeypatch.setattr(export, "MAX_EXPORT_ERROR", 1e-5)  # float16 cannot meet it
+    document, weights32 = export.build("vae_2d", tmp_path, None)
+    assert document["weights"]["dtype"] == "float32" and len(weights32) == 2 * len(weights)
+    monkeypatch.setattr(export, "MAX_EXPORT_ERROR", -1.0)  # nothing can
+    with pytest.raises(ValueError, match="the float32 decoder differs"):
+        export.build("vae_2d", tmp_path, None)
+
+
 def test_decoders_the_page_cannot_run_are_refused():
     conv = vk.VAE(vk.build_conv_encoder(2), vk.build_conv_decoder(2))
     with pytest.raises(ValueError, match="Dense layers only.*Conv2DTranspose"):

@@ -1,7 +1,7 @@
 // The latent explorer: runs the 2-D decoders of notebooks 03 and 04 in the reader's browser.
 //
 // The decoders are small MLPs (Dense layers, a ReLU hidden layer, a sigmoid output), exported
-// by docs/explorer/export.py as float16 weights (decoders/NAME.bin) and a layer table
+// by docs/explorer/export.py as float16 (or float32) weights (decoders/NAME.bin) and a layer table
 // (decoders/NAME.json); decoding one image is a few hundred thousand multiply-adds, done here
 // in plain JavaScript. Both files are read from this site, nothing from anywhere else.
 (function () {
@@ -49,8 +49,14 @@
     const meta = await (await fetchOk(`${name}.json`)).json();
     const buffer = await (await fetchOk(meta.weights.file)).arrayBuffer();
     const view = new DataView(buffer);
-    const weights = new Float32Array(buffer.byteLength / 2);
-    for (let i = 0; i < weights.length; i++) weights[i] = halfToNumber(view.getUint16(2 * i, true));
+    const half = meta.weights.dtype === "float16";
+    if (!half && meta.weights.dtype !== "float32") {
+      throw new Error(`${name}: unknown weight type ${meta.weights.dtype}`);
+    }
+    const weights = new Float32Array(buffer.byteLength / (half ? 2 : 4));
+    for (let i = 0; i < weights.length; i++) {
+      weights[i] = half ? halfToNumber(view.getUint16(2 * i, true)) : view.getFloat32(4 * i, true);
+    }
     let width = 2;
     for (const layer of meta.weights.layers) {
       const expected = width + (layer.label ? meta.num_classes : 0);
@@ -271,6 +277,8 @@
         slider.max = state.range[1];
       }
       document.getElementById("explorer-architecture").textContent = describe(loaded);
+      const types = new Set(loaded.map((model) => model.meta.weights.dtype));
+      document.getElementById("explorer-dtype").textContent = [...types].join(" and ");
       for (const control of [z1, z2, select]) control.disabled = false;
       update();
       root.dataset.ready = "true";

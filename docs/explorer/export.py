@@ -6,15 +6,16 @@
 Reads `docs/explorer/models/vae_2d.keras` (notebook 03's 2-D MLP VAE) and `cvae_2d.keras`
 (notebook 04's 2-D MLP CVAE), which the notebooks save, and writes for each:
 
-- `decoders/NAME.bin`: the decoder's Dense kernels and biases as little-endian float16, in the
-  order the JSON lists them;
+- `decoders/NAME.bin`: the decoder's Dense kernels and biases as little-endian float16 (float32
+  if float16 is not precise enough, see below), in the order the JSON lists them;
 - `decoders/NAME.json`: the layer table the page's JavaScript runs (units, activation, whether
   the one-hot label is concatenated to the layer's input), the sha256 of the `.keras` file it came
   from, and a scatter of held-out MNIST digits encoded by the same model (`z_mean`, rounded to
   0.01), loaded through `vae_keras.datasets` as the notebooks load it.
 
-Before writing, the float16 decoder is run in NumPy on random codes and labels and compared with
-the Keras decoder; the export stops if a pixel differs by more than `MAX_EXPORT_ERROR`.
+Before writing, the exported decoder is run in NumPy on random codes and labels and compared with
+the Keras decoder; if a pixel differs by more than `MAX_EXPORT_ERROR` in float16, the weights are
+stored as float32 instead, and the export stops if even those differ by more.
 `--check` rebuilds the export in memory and compares: the `.keras` hashes and the weights exactly,
 the scatter within 0.011 (backends round differently); when MNIST cannot be loaded, or gives
 other held-out digits than the export's, it says that the scatter was not checked.
@@ -36,8 +37,9 @@ MODELS = HERE / "models"
 DECODERS = HERE / "decoders"
 NAMES = ("vae_2d", "cvae_2d")
 FORMAT = 1
-WEIGHT_DTYPE = "<f2"  # float16: half the bytes of float32, far below the 8-bit canvas' resolution
-MAX_EXPORT_ERROR = 0.5 / 255  # the float16 decoder against Keras' float32 one, per pixel
+# float16 halves the download; its rounding errors usually stay far below the canvas' 1/255.
+DTYPES = {"float16": "<f2", "float32": "<f4"}
+MAX_EXPORT_ERROR = 0.5 / 255  # the exported decoder against Keras' float32 one, per pixel
 MAX_SCATTER_POINTS = 3000
 Z_RANGE = (-4.0, 4.0)  # the square the page shows, widened to hold 99.5% of the scatter
 SCATTER_TOLERANCE = 0.011
@@ -97,8 +99,8 @@ def dense_layers(decoder, conditional):
     return layers
 
 
-def decoder_weights(model):
-    """The layer table and the float16 weight bytes of a VAE's or CVAE's decoder."""
+def decoder_weights(model, dtype="float16"):
+    """The layer table and the weight bytes of a VAE's or CVAE's decoder."""
     num_classes = getattr(model, "num_classes", None)
     shape = tuple(model.decoder.outputs[0].shape[1:])
     if model.latent_dim != 2 or shape not in ((28, 28, 1), (28, 28)):
@@ -108,14 +110,14 @@ def decoder_weights(model):
         )
     table, chunks, offset = [], [], 0
     for layer, with_label in dense_layers(model.decoder, num_classes is not None):
-        kernel, bias = (np.asarray(w, dtype=WEIGHT_DTYPE) for w in layer.get_weights())
+        kernel, bias = (np.asarray(w, dtype=DTYPES[dtype]) for w in layer.get_weights())
         table.append(
             {
                 "inputs": int(kernel.shape[0]),
                 "units": int(kernel.shape[1]),
                 "label": with_label,
                 "activation": layer.activation.__name__,
-                "kernel": offset,  # in float16 values from the start of the .bin file
+                "kernel": offset,  # in values (not bytes) from the start of the .bin file
                 "bias": offset + kernel.size,
             }
         )
@@ -124,9 +126,9 @@ def decoder_weights(model):
     return table, b"".join(chunks)
 
 
-def run_exported(table, weights, z, labels, num_classes):
-    """The page's computation in NumPy (float64 over the float16 weights)."""
-    values = np.frombuffer(weights, dtype=WEIGHT_DTYPE).astype("float64")
+def run_exported(table, weights, z, labels, num_classes, dtype="float16"):
+    """The page's computation in NumPy (float64 over the exported weights)."""
+    values = np.frombuffer(weights, dtype=DTYPES[dtype]).astype("float64")
     one_hot = None if labels is None else np.eye(num_classes)[labels]
     h = np.asarray(z, dtype="float64")
     for layer in table:
@@ -138,7 +140,7 @@ def run_exported(table, weights, z, labels, num_classes):
     return h
 
 
-def export_error(model, table, weights, z_range):
+def export_error(model, table, weights, z_range, dtype="float16"):
     """Largest per-pixel difference between the exported decoder and the Keras one."""
     from vae_keras import plotting
 
@@ -147,7 +149,7 @@ def export_error(model, table, weights, z_range):
     num_classes = getattr(model, "num_classes", None)
     labels = None if num_classes is None else np.arange(500) % num_classes
     expected = plotting.decode(model.decoder, z, labels=labels, num_classes=num_classes)
-    exported = run_exported(table, weights, z, labels, num_classes)
+    exported = run_exported(table, weights, z, labels, num_classes, dtype)
     return float(np.max(np.abs(exported - expected.reshape(500, -1))))
 
 
@@ -176,24 +178,30 @@ def scatter(model, images, labels):
     return [round(float(v), 2) + 0.0 for v in z_mean.reshape(-1)]  # + 0.0: no "-0.0"
 
 
-def build(name, models_dir, held_out):
-    """The JSON document and the weight bytes for one model."""
+def build(name, models_dir, held_out, dtype=None):
+    """The JSON document and the weight bytes for one model.
+
+    `dtype`: the weights' type; `None` picks float16 when it is precise enough, else float32.
+    """
     import keras
 
     path = Path(models_dir) / f"{name}.keras"
     source = path.read_bytes()
     model = keras.models.load_model(path)
-    table, weights = decoder_weights(model)
     points, z_range = None, list(Z_RANGE)
     if held_out is not None:
         images, labels, description = held_out
         points = scatter(model, images, labels)
         half = max(Z_RANGE[1], float(np.ceil(np.percentile(np.abs(points), 99.5))))
         z_range = [-half, half]
-    error = export_error(model, table, weights, z_range)
-    if error > MAX_EXPORT_ERROR:
+    for chosen in [dtype] if dtype else list(DTYPES):
+        table, weights = decoder_weights(model, chosen)
+        error = export_error(model, table, weights, z_range, chosen)
+        if error <= MAX_EXPORT_ERROR:
+            break
+    else:
         raise ValueError(
-            f"{name}: the float16 decoder differs from the Keras one by {error * 255:.2f}/255 "
+            f"{name}: the {chosen} decoder differs from the Keras one by {error * 255:.2f}/255 "
             f"at one pixel, more than {MAX_EXPORT_ERROR * 255:.2f}/255"
         )
     num_classes = getattr(model, "num_classes", None)
@@ -207,7 +215,7 @@ def build(name, models_dir, held_out):
         "source": {"file": f"{name}.keras", "sha256": sha256(source)},
         "weights": {
             "file": f"{name}.bin",
-            "dtype": "float16",
+            "dtype": chosen,
             "sha256": sha256(weights),
             "layers": table,
             "max_abs_error": round(error, 6),  # against Keras, on 500 random codes
@@ -265,7 +273,11 @@ def check(models_dir, out_dir):
         if stored.get("source", {}).get("sha256") != sha256(model_path.read_bytes()):
             problems.append(f"{name}: {model_path.name} changed since the export")
             continue
-        document, weights = build(name, models_dir, held_out)
+        dtype = stored.get("weights", {}).get("dtype")
+        if dtype not in DTYPES:
+            problems.append(f"{name}: unknown weight type {dtype!r}")
+            continue
+        document, weights = build(name, models_dir, held_out, dtype)
         if bin_path.read_bytes() != weights:
             problems.append(f"{name}: {bin_path.name} differs from the model's weights")
         keys = ["format", "kind", "num_classes", "image_shape"]
