@@ -310,3 +310,17 @@ def test_files_saved_before_the_refactor_still_load(tmp_path, name):
     np.testing.assert_allclose(
         restored.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-5
     )
+
+
+def test_a_stream_refused_at_its_first_batch_leaves_the_model_as_it_was():
+    x, _ = bars(n=32)
+    vae = small_vae()
+    vae.compile(optimizer="adam", steps_per_execution=1)
+    vae.fit(x, epochs=1, batch_size=16, verbose=0)
+    before = _weights(vae)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        vae.fit(_generator(x * 255.0), epochs=1, verbose=0)
+    for old, new in zip(before, _weights(vae)):
+        np.testing.assert_array_equal(old, new)
+    assert np.isfinite(vae.predict(x[:4], verbose=0)).all()
+    vae.fit(_generator(x), epochs=1, verbose=0)  # and it trains on

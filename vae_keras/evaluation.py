@@ -30,7 +30,7 @@ from keras import ops
 
 from vae_keras import _validation
 from vae_keras._inputs import InputChecks
-from vae_keras.losses import kl_divergence
+from vae_keras.losses import bernoulli_log_prob, kl_divergence
 from vae_keras.losses import kl_per_dimension as kl_per_dimension_of
 from vae_keras.models import CVAE, _LatentVariableModel
 
@@ -126,10 +126,7 @@ def _log_likelihood_given_z(model, images, reconstruction):
     images = ops.cast(images, reconstruction.dtype)[None]
     axes = tuple(range(2, len(reconstruction.shape)))
     if model.likelihood == "bernoulli":
-        eps = keras.config.epsilon()
-        p = ops.clip(reconstruction, eps, 1.0 - eps)
-        per_element = images * ops.log(p) + (1.0 - images) * ops.log(1.0 - p)
-        return ops.sum(per_element, axis=axes)
+        return ops.sum(bernoulli_log_prob(images, reconstruction), axis=axes)
     sigma = model.sigma
     size = int(np.prod(images.shape[2:]))
     squared = ops.sum(ops.square(images - reconstruction), axis=axes)

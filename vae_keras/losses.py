@@ -86,6 +86,20 @@ def kl_per_dimension(z_mean, z_log_var):
     return 0.5 * terms
 
 
+def bernoulli_log_prob(x, p, from_logits=False):
+    """`x log p + (1 - x) log(1 - p)` per element, p clipped to `[eps, 1 - eps]` as Keras does.
+
+    Written out rather than `ops.binary_crossentropy`, whose PyTorch version
+    raises on a NaN probability: here a NaN stays a NaN, as on the other backends.
+    """
+    if from_logits:
+        # log sigmoid(l) = -softplus(-l), log(1 - sigmoid(l)) = -softplus(l)
+        return -(x * ops.softplus(-p) + (1.0 - x) * ops.softplus(p))
+    eps = keras.config.epsilon()
+    p = ops.clip(p, eps, 1.0 - eps)
+    return x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p)
+
+
 @keras.saving.register_keras_serializable(package="vae_keras")
 class VAELoss(keras.losses.Loss):
     """Reconstruction term of the negative ELBO: -log p(x | z) per image.
@@ -165,7 +179,7 @@ class VAELoss(keras.losses.Loss):
                     f"received {tuple(y_true.shape)} and {tuple(y_pred.shape)}"
                 )
         if self.likelihood == "bernoulli":
-            per_element = ops.binary_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+            per_element = -bernoulli_log_prob(y_true, y_pred, from_logits=self.from_logits)
         else:
             per_element = ops.square(y_true - y_pred) / (2.0 * self.sigma**2)
         axes = tuple(range(1, len(per_element.shape)))
