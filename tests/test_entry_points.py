@@ -231,7 +231,8 @@ def test_generate_with_subclassed_sub_models():
     # Before anything is built the codes say the latent width.
     assert vae.generate(z=np.zeros((3, LATENT), "float32")).shape == (3, 28, 28, 1)
     vae = vk.VAE(_Encoder(), _Decoder(), seed=0)
-    with pytest.raises(AttributeError, match="latent_dim is unknown"):
+    assert vae.latent_dim is None
+    with pytest.raises(ValueError, match="latent_dim is unknown"):
         vae.generate(2)
     vae.compile(optimizer="adam")
     vae.fit(x, epochs=1, batch_size=16, verbose=0)

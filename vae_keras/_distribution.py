@@ -17,6 +17,8 @@ Keras' distribution API on TensorFlow or PyTorch would be ignored silently, so
 import keras
 from keras import ops
 
+_BACKEND_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
+
 
 def backend_is(name):
     return keras.backend.backend() == name
@@ -48,7 +50,8 @@ def check_distribution_support(where):
     raise ValueError(
         f"{where}: Keras' distribution API "
         "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
-        f"the {keras.backend.backend()} backend has no support for it, so this model would "
+        f"the {_BACKEND_NAMES.get(keras.backend.backend(), keras.backend.backend())} backend "
+        "has no support for it, so this model would "
         "not be trained in parallel. Use KERAS_BACKEND=jax with DataParallel, or "
         f"KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy; {received}"
     )

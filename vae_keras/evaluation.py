@@ -486,6 +486,11 @@ def optimize_posterior(
             model, images, condition, DEFAULT_BATCH_SIZE, None, where
         )
     else:
+        if model.latent_dim is None:
+            raise ValueError(
+                f"{where}: init='prior' needs the latent width, unknown until the model has "
+                "been built or called; use init='encoder'"
+            )
         z_mean = np.zeros((n, model.latent_dim), "float32")
         z_log_var = np.zeros_like(z_mean)
     if condition is None:

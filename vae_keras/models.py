@@ -517,12 +517,10 @@ class _LatentVariableModel(keras.Model):
     # ---------------------------------------------------------- generation
     @property
     def latent_dim(self):
-        """Width of the latent space: declared by functional sub-models, else seen in a call."""
-        if self._latent_dim is None:
-            raise AttributeError(
-                f"{type(self).__name__}: latent_dim is unknown until the model has been built "
-                "or called (train it, call it on a batch, or give z to generate)"
-            )
+        """Width of the latent space: declared by functional sub-models, else seen in a call.
+
+        `None` while it is unknown (subclassed sub-models before the first call).
+        """
         return self._latent_dim
 
     def _checked_codes(self, n, z, where):
@@ -543,7 +541,12 @@ class _LatentVariableModel(keras.Model):
     def _prior_samples(self, n, z, seed):
         if z is not None:
             return self._checked_codes(n, z, "generate")
-        latent_dim = self.latent_dim
+        latent_dim = self._latent_dim
+        if latent_dim is None:
+            raise ValueError(
+                f"{type(self).__name__}.generate: latent_dim is unknown until the model has been "
+                "built or called (train it, call it on a batch, or give z)"
+            )
         seed = _validation.seed(seed, f"{type(self).__name__}.generate")
         if seed is not None:
             return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
