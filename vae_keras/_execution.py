@@ -16,7 +16,7 @@ them here, for the backend and devices present when `compile` runs (see
 
 import keras
 
-from vae_keras._distribution import backend_is, tf_strategy_active
+from vae_keras._distribution import backend_is, check_distribution_support, tf_strategy_active
 
 # Training steps per call into the compiled graph on TensorFlow with
 # `compile(steps_per_execution="auto")`.
@@ -89,3 +89,75 @@ def check_compile_arguments(where, arguments):
             "other numbers (per-dimension KL, active units, log-likelihood) use the functions "
             f"of vae_keras.evaluation in a callback; received {key}={value!r}"
         )
+
+
+class CompilePolicy:
+    """`compile` for the models: the refusals above, then Keras' with the "auto" policy."""
+
+    def compile(
+        self,
+        optimizer="adam",
+        loss=None,
+        steps_per_execution="auto",
+        jit_compile="auto",
+        metrics=None,
+        weighted_metrics=None,
+        loss_weights=None,
+        **kwargs,
+    ):
+        """Configures training; the loss is always the negative ELBO.
+
+        Takes the arguments of `keras.Model.compile` except `loss`, `metrics`,
+        `weighted_metrics` and `loss_weights`, which need targets the model
+        does not have (they raise a `ValueError`; the model reports `loss`,
+        `reconstruction_loss`, `kl_loss` and `beta`). Two defaults are faster
+        than Keras' own (see `benchmarks/README.md` for the measurements):
+
+        - `steps_per_execution="auto"`: 32 on TensorFlow, so `fit` runs 32
+          batches per call into the compiled graph instead of returning to
+          Python after each one; 1 on JAX and PyTorch (PyTorch requires 1),
+          and 1 under a `tf.distribute` strategy (Keras' multi-step loop fails
+          under `MirroredStrategy`).
+        - `jit_compile="auto"`: Keras' rule (XLA on JAX and on accelerators),
+          except that on CPU-only TensorFlow, where Keras turns XLA off, it is
+          turned on for models without convolution layers. (XLA's CPU
+          convolutions are slower than TensorFlow's own, so convolutional
+          models keep it off.)
+
+        Both stay `"auto"` in the saved compile config and are resolved again
+        for the backend that loads the model. Pass explicit values to override.
+        """
+        name = type(self).__name__
+        check_compile_arguments(
+            name,
+            {
+                "loss": loss,
+                "metrics": metrics,
+                "weighted_metrics": weighted_metrics,
+                "loss_weights": loss_weights,
+            },
+        )
+        check_distribution_support(name)
+        self._requested_execution = (steps_per_execution, jit_compile)
+        super().compile(
+            optimizer=optimizer,
+            steps_per_execution=resolve_steps_per_execution(steps_per_execution),
+            jit_compile=resolve_jit_compile(jit_compile, self, kwargs.get("run_eagerly", False)),
+            **kwargs,
+        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        requested = getattr(self, "_requested_execution", None)
+        if config and requested is not None:
+            config["steps_per_execution"], config["jit_compile"] = requested
+        return config
+
+    def compile_from_config(self, config):
+        # Keras skips models whose `compile` is overridden; this one is safe to call.
+        config = keras.saving.deserialize_keras_object(config)
+        for key in REFUSED_COMPILE_ARGUMENTS:
+            config.pop(key, None)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)

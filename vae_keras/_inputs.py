@@ -18,6 +18,7 @@ gets the same message on every path and on every backend:
 processes of a `PyDataset` with `use_multiprocessing=True`.
 """
 
+import contextlib
 import inspect
 import re
 import sys
@@ -434,3 +435,71 @@ def _checked_dataloader(loader, checks, targets_allowed):
     checked = object.__new__(CheckedDataLoader)
     checked.__dict__.update(loader.__dict__)
     return checked
+
+
+@contextlib.contextmanager
+def _stream_errors(model, checks):
+    """Re-raises a failed stream check as the `ValueError` an array would have given.
+
+    On JAX, Keras' trainer detaches the variables' values while it trains and
+    reattaches them at the end; an error in between would leave the model
+    without weights. While a stream is read they stay attached, and the state
+    reached before the bad batch is synced back.
+    """
+    model._reading_stream = True
+    try:
+        yield
+    except Exception as error:
+        if keras.backend.backend() == "jax":
+            model.jax_state_sync()
+        replacement = checks.reraise(error)
+        if replacement is None or replacement is error:
+            raise
+        raise replacement from error
+    finally:
+        model._reading_stream = False
+
+
+class CheckedEntryPoints:
+    """The models' data entry points: each checks its data with `InputChecks` first."""
+
+    def _input_checks(self):
+        return InputChecks.for_model(self)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        checks = self._input_checks()
+        checks.check_data(x, y)
+        x = checks.wrap(x)
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
+        with _stream_errors(self, checks):
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        checks = self._input_checks()
+        checks.check_data(x, y)
+        with _stream_errors(self, checks):
+            return super().evaluate(checks.wrap(x), y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        checks = self._input_checks()
+        checks.check_inputs(x)
+        with _stream_errors(self, checks):
+            return super().predict(checks.wrap(x, targets_allowed=True), *args, **kwargs)
+
+    def _purge_model_variables(self, *args, **kwargs):
+        # JAX only (see `_stream_errors`): Keep the values attached while a stream is read.
+        if not getattr(self, "_reading_stream", False):
+            super()._purge_model_variables(*args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        self._input_checks().check_data(x, y)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        self._input_checks().check_data(x, y)
+        return super().test_on_batch(x, y, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._input_checks().check_inputs(x)
+        return super().predict_on_batch(x)

@@ -15,10 +15,12 @@ model's own training step counter inside the compiled step; `model.beta = x`
 takes effect from the next step. `free_bits` (Kingma et al., 2016) puts a floor
 under each latent dimension's batch-average KL in the loss.
 
-The rest lives beside this file, one concern each: the checks of user data
-(`_inputs.py`) and of the sub-models (`_submodels.py`), the compile policy
-(`_execution.py`), multi-device training (`_distribution.py`) and the number
-validators (`_validation.py`).
+The rest lives beside this file, one concern each, and the model class
+inherits the two mixins: the checks of user data and the entry points that run
+them, `fit` to `predict_on_batch` (`_inputs.py`, `CheckedEntryPoints`); the
+compile policy and `compile` (`_execution.py`, `CompilePolicy`); the checks of
+the sub-models (`_submodels.py`); multi-device training (`_distribution.py`);
+and the number validators (`_validation.py`).
 """
 
 import contextlib
@@ -28,8 +30,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from vae_keras import _distribution, _execution, _submodels, _validation
-from vae_keras._inputs import InputChecks, one_hot, static_shape
+from vae_keras import _distribution, _submodels, _validation
+from vae_keras._execution import CompilePolicy
+from vae_keras._inputs import CheckedEntryPoints, one_hot, static_shape
 from vae_keras.layers import Sampling
 from vae_keras.losses import LIKELIHOODS, VAELoss, kl_divergence, kl_per_dimension
 
@@ -58,29 +61,6 @@ def _inside_step(model):
 
 def _is_inside_step(model):
     return id(model) in getattr(_STEP_CONTEXT, "models", ())
-
-
-@contextlib.contextmanager
-def _stream_errors(model, checks):
-    """Re-raises a failed stream check as the `ValueError` an array would have given.
-
-    On JAX, Keras' trainer detaches the variables' values while it trains and
-    reattaches them at the end; an error in between would leave the model
-    without weights. While a stream is read they stay attached, and the state
-    reached before the bad batch is synced back.
-    """
-    model._reading_stream = True
-    try:
-        yield
-    except Exception as error:
-        if _distribution.backend_is("jax"):
-            model.jax_state_sync()
-        replacement = checks.reraise(error)
-        if replacement is None or replacement is error:
-            raise
-        raise replacement from error
-    finally:
-        model._reading_stream = False
 
 
 class _CurrentValue(keras.metrics.Metric):
@@ -119,7 +99,7 @@ def _host_array(x):
     return isinstance(x, (np.ndarray, list))
 
 
-class _LatentVariableModel(keras.Model):
+class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     """Shared machinery of `VAE` and `CVAE`: state, forward pass, loss, saving.
 
     One forward pass per step: Keras' `train_step` and `test_step` call the
@@ -280,119 +260,6 @@ class _LatentVariableModel(keras.Model):
         ):
             if getattr(self, attribute, None) is not None:
                 getattr(self, make)(force=True)
-
-    # ------------------------------------------------------------- compile
-    def compile(
-        self,
-        optimizer="adam",
-        loss=None,
-        steps_per_execution="auto",
-        jit_compile="auto",
-        metrics=None,
-        weighted_metrics=None,
-        loss_weights=None,
-        **kwargs,
-    ):
-        """Configures training; the loss is always the negative ELBO.
-
-        Takes the arguments of `keras.Model.compile` except `loss`, `metrics`,
-        `weighted_metrics` and `loss_weights`, which need targets the model
-        does not have (they raise a `ValueError`; the model reports `loss`,
-        `reconstruction_loss`, `kl_loss` and `beta`). Two defaults are faster
-        than Keras' own (see `benchmarks/README.md` for the measurements):
-
-        - `steps_per_execution="auto"`: 32 on TensorFlow, so `fit` runs 32
-          batches per call into the compiled graph instead of returning to
-          Python after each one; 1 on JAX and PyTorch (PyTorch requires 1),
-          and 1 under a `tf.distribute` strategy (Keras' multi-step loop fails
-          under `MirroredStrategy`).
-        - `jit_compile="auto"`: Keras' rule (XLA on JAX and on accelerators),
-          except that on CPU-only TensorFlow, where Keras turns XLA off, it is
-          turned on for models without convolution layers. (XLA's CPU
-          convolutions are slower than TensorFlow's own, so convolutional
-          models keep it off.)
-
-        Both stay `"auto"` in the saved compile config and are resolved again
-        for the backend that loads the model. Pass explicit values to override.
-        """
-        name = type(self).__name__
-        _execution.check_compile_arguments(
-            name,
-            {
-                "loss": loss,
-                "metrics": metrics,
-                "weighted_metrics": weighted_metrics,
-                "loss_weights": loss_weights,
-            },
-        )
-        _distribution.check_distribution_support(name)
-        self._requested_execution = (steps_per_execution, jit_compile)
-        super().compile(
-            optimizer=optimizer,
-            steps_per_execution=_execution.resolve_steps_per_execution(steps_per_execution),
-            jit_compile=_execution.resolve_jit_compile(
-                jit_compile, self, kwargs.get("run_eagerly", False)
-            ),
-            **kwargs,
-        )
-
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        requested = getattr(self, "_requested_execution", None)
-        if config and requested is not None:
-            config["steps_per_execution"], config["jit_compile"] = requested
-        return config
-
-    def compile_from_config(self, config):
-        # Keras skips models whose `compile` is overridden; this one is safe to call.
-        config = keras.saving.deserialize_keras_object(config)
-        for key in _execution.REFUSED_COMPILE_ARGUMENTS:
-            config.pop(key, None)
-        self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    # ------------------------------------------------- public entry points
-    def _input_checks(self):
-        return InputChecks.for_model(self)
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        checks = self._input_checks()
-        checks.check_data(x, y)
-        x = checks.wrap(x)
-        if kwargs.get("validation_data") is not None:
-            kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
-        with _stream_errors(self, checks):
-            return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        checks = self._input_checks()
-        checks.check_data(x, y)
-        with _stream_errors(self, checks):
-            return super().evaluate(checks.wrap(x), y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        checks = self._input_checks()
-        checks.check_inputs(x)
-        with _stream_errors(self, checks):
-            return super().predict(checks.wrap(x, targets_allowed=True), *args, **kwargs)
-
-    def _purge_model_variables(self, *args, **kwargs):
-        # JAX only (see `_stream_errors`): Keep the values attached while a stream is read.
-        if not getattr(self, "_reading_stream", False):
-            super()._purge_model_variables(*args, **kwargs)
-
-    def train_on_batch(self, x, y=None, *args, **kwargs):
-        self._input_checks().check_data(x, y)
-        return super().train_on_batch(x, y, *args, **kwargs)
-
-    def test_on_batch(self, x, y=None, *args, **kwargs):
-        self._input_checks().check_data(x, y)
-        return super().test_on_batch(x, y, *args, **kwargs)
-
-    def predict_on_batch(self, x):
-        self._input_checks().check_inputs(x)
-        return super().predict_on_batch(x)
 
     def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
         """Importance-sampled estimate of log p(x) per example, in nats.
