@@ -315,3 +315,140 @@ def test_model_methods_are_the_module_function():
     )
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         vae.log_likelihood(x, num_samples=0)
+
+
+# ------------------------------------------------ continuous Bernoulli likelihood
+CB_PIXELS = 6
+
+
+def _cb_linear_vae(num_classes=None):
+    """One latent dimension, lambda_i(z) = sigmoid(w_i z + b_i), and q(z | x) = the prior.
+
+    With q equal to the prior, L_K is a plain Monte Carlo estimate of
+    log of the integral of N(z; 0, 1) p(x | z) dz, which quadrature on a grid computes to
+    float64 precision.
+    """
+    w = np.linspace(-3.0, 3.0, CB_PIXELS)
+    b = np.linspace(1.0, -0.5, CB_PIXELS)
+    x_in, z_in = keras.Input((CB_PIXELS,)), keras.Input((1,))
+    if num_classes is None:
+        enc_inputs, dec_inputs, enc_h, dec_h, pad = x_in, z_in, x_in, z_in, 0
+    else:
+        y_enc, y_dec = keras.Input((num_classes,)), keras.Input((num_classes,))
+        enc_inputs, dec_inputs = [x_in, y_enc], [z_in, y_dec]
+        enc_h = layers.Concatenate()([x_in, y_enc])
+        dec_h = layers.Concatenate()([z_in, y_dec])
+        pad = num_classes
+    zeros = np.zeros((CB_PIXELS + pad, 1))
+    encoder = keras.Model(
+        enc_inputs, [_dense(1, zeros, [0.0], "z_mean")(enc_h), _dense(1, zeros, [0.0], "lv")(enc_h)]
+    )
+    kernel = np.vstack([w[None], np.zeros((pad, CB_PIXELS))])
+    logits = _dense(CB_PIXELS, kernel, b, "logits")(dec_h)
+    decoder = keras.Model(dec_inputs, layers.Activation("sigmoid")(logits))
+    if num_classes is None:
+        return vk.VAE(encoder, decoder, likelihood="continuous_bernoulli"), w, b
+    cvae = vk.CVAE(encoder, decoder, num_classes=num_classes, likelihood="continuous_bernoulli")
+    return cvae, w, b
+
+
+def _cb_exact_log_px(x, w, b):
+    z = np.linspace(-9.0, 9.0, 20001)
+    dz = z[1] - z[0]
+    lam = 1.0 / (1.0 + np.exp(-(z[:, None] * w + b)))  # (grid, pixels)
+    t = 1.0 - 2.0 * lam
+    log_c = np.log(2.0 * np.arctanh(t) / t)  # no lambda on the grid is exactly 0.5
+    log_prior = -0.5 * (z**2 + np.log(2 * np.pi))
+    out = []
+    for image in x.astype("float64"):
+        log_p = np.sum(image * np.log(lam) + (1 - image) * np.log(1 - lam) + log_c, axis=1)
+        terms = log_prior + log_p
+        top = terms.max()
+        out.append(top + np.log(np.sum(np.exp(terms - top)) * dz))
+    return np.array(out)
+
+
+def test_continuous_bernoulli_log_likelihood_matches_quadrature():
+    model, w, b = _cb_linear_vae()
+    x = np.random.default_rng(3).random((12, CB_PIXELS)).astype("float32")
+    exact = _cb_exact_log_px(x, w, b)
+    weights = evaluation.log_importance_weights(model, x, num_samples=4000, seed=1)
+    top = weights.max(axis=1, keepdims=True)
+    estimate = top[:, 0] + np.log(np.mean(np.exp(weights - top), axis=1))
+    ll = evaluation.log_likelihood(model, x, num_samples=4000, seed=1)
+    np.testing.assert_allclose(ll, estimate, rtol=1e-6)
+    # The relative standard error of the mean weight bounds the error of its log.
+    ratios = np.exp(weights - top)
+    rel_se = ratios.std(axis=1) / ratios.mean(axis=1) / np.sqrt(4000)
+    assert np.all(np.abs(ll - exact) < 5 * rel_se + 1e-4), (ll - exact, rel_se)
+    # It is the Bernoulli "log-likelihood" plus the normalizing constants: a density on
+    # [0, 1]^6, so it can exceed 0, unlike any log-probability.
+    assert np.all(np.isfinite(ll))
+    cvae, _, _ = _cb_linear_vae(num_classes=3)
+    labels = np.arange(12) % 3
+    cvae_ll = evaluation.log_likelihood(cvae, [x, labels], num_samples=4000, seed=1)
+    np.testing.assert_allclose(cvae_ll, ll, rtol=1e-5, atol=1e-5)
+
+
+def _grey_images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 28, 28, 1), "float32")
+    images[:, 8:20, 10:18] = rng.uniform(0.4, 1.0, size=(n, 1, 1, 1))
+    return np.clip(images + rng.uniform(0, 0.1, images.shape), 0, 1).astype("float32")
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_continuous_bernoulli_model_trains_saves_reloads_and_predicts_its_mean(
+    tmp_path, conditional
+):
+    keras.utils.set_random_seed(0)
+    x = _grey_images(64)
+    labels = np.arange(64) % 3
+    if conditional:
+        model = vk.CVAE(
+            vk.build_mlp_encoder(LATENT, (32,), num_classes=3),
+            vk.build_mlp_decoder(LATENT, (32,), num_classes=3),
+            num_classes=3,
+            likelihood="continuous_bernoulli",
+            seed=0,
+        )
+        data = [x, labels]
+    else:
+        model = vk.VAE(
+            vk.build_mlp_encoder(LATENT, (32,)),
+            vk.build_mlp_decoder(LATENT, (32,)),
+            likelihood="continuous_bernoulli",
+            seed=0,
+        )
+        data = x
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(data, epochs=4, batch_size=32, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    # predict and generate give the continuous Bernoulli's mean, not the decoder's lambda
+    z_mean, _ = model.encode(data)
+    decoded = model.decode([z_mean, labels] if conditional else z_mean)
+    expected = keras.ops.convert_to_numpy(vk.losses.continuous_bernoulli_mean(decoded))
+    predicted = model.predict(data, verbose=0)
+    np.testing.assert_allclose(predicted, expected, atol=1e-6)
+    assert np.abs(predicted - keras.ops.convert_to_numpy(decoded)).max() > 1e-3
+    z = np.zeros((3, LATENT), "float32")
+    generated = model.generate(labels[:3], z=z) if conditional else model.generate(z=z)
+    at_zero = model.decode([z, labels[:3]] if conditional else z)
+    np.testing.assert_allclose(
+        generated,
+        keras.ops.convert_to_numpy(vk.losses.continuous_bernoulli_mean(at_zero)),
+        atol=1e-6,
+    )
+    ll = model.log_likelihood(data[:8] if not conditional else [x[:8], labels[:8]], 50, seed=0)
+    path = tmp_path / "cb.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.likelihood == "continuous_bernoulli"
+    np.testing.assert_allclose(restored.predict(data, verbose=0), predicted, atol=1e-6)
+    restored_ll = restored.log_likelihood(
+        data[:8] if not conditional else [x[:8], labels[:8]], 50, seed=0
+    )
+    np.testing.assert_allclose(restored_ll, ll, rtol=1e-5)
+    with pytest.raises(ValueError, match="continuous Bernoulli likelihood images must lie"):
+        model.fit([x * 2, labels] if conditional else x * 2, epochs=1, verbose=0)

@@ -90,6 +90,10 @@ def one_hot(labels, num_classes, dtype):
     )
 
 
+# Likelihoods whose data must lie in [0, 1], with their names in messages.
+_UNIT_RANGE = {"bernoulli": "Bernoulli", "continuous_bernoulli": "continuous Bernoulli"}
+
+
 class InputChecks:
     """The checks of one model's data (see the module docstring).
 
@@ -140,7 +144,8 @@ class InputChecks:
 
     def _out_of_unit_range(self, role, low, high):
         return (
-            f"{self.name}: with the Bernoulli likelihood {role} must lie in [0, 1]; "
+            f"{self.name}: with the {_UNIT_RANGE[self.likelihood]} likelihood {role} must lie "
+            "in [0, 1]; "
             f"received values in [{low}, {high}] (divide uint8 images by 255)"
         )
 
@@ -173,7 +178,7 @@ class InputChecks:
             return
         if images.dtype.kind == "f" and not np.isfinite(images).all():
             raise ValueError(self._not_finite(role))
-        if self.likelihood == "bernoulli":
+        if self.likelihood in _UNIT_RANGE:
             low, high = images.min(), images.max()
             if low < 0 or high > 1:
                 raise ValueError(self._out_of_unit_range(role, low, high))
@@ -358,7 +363,7 @@ class InputChecks:
                 self._not_finite("images"),
             )
         ]
-        if self.likelihood == "bernoulli":
+        if self.likelihood in _UNIT_RANGE:
             low, high = tf.reduce_min(values), tf.reduce_max(values)
             template = self._out_of_unit_range("images", "{}", "{}")
             asserts.append(

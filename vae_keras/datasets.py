@@ -17,15 +17,31 @@ Where the data comes from, in order:
    of step 1 is not set or does not exist. A named folder that exists but lacks
    the files is an error, never silently skipped.
 3. `keras.datasets.<name>.load_data()`, which downloads and caches the data.
+
+Binarized images, for models whose likelihood is the Bernoulli: `binarize`
+draws one binary image per grey-level image, and `DynamicBinarization` feeds
+`fit` a fresh draw every epoch ("dynamic binarization", as Burda, Grosse &
+Salakhutdinov, 2016, trained on MNIST).
 """
 
 import gzip
 import os
+import random
 import warnings
 
+import keras
 import numpy as np
 
-__all__ = ["load_mnist", "load_fashion_mnist", "read_idx", "DATA_DIR_ENV"]
+from vae_keras import _validation
+
+__all__ = [
+    "load_mnist",
+    "load_fashion_mnist",
+    "read_idx",
+    "binarize",
+    "DynamicBinarization",
+    "DATA_DIR_ENV",
+]
 
 DATA_DIR_ENV = "VAE_KERAS_DATA_DIR"
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -246,3 +262,155 @@ def load_fashion_mnist(return_info=False):
         extra_folders=(DEBIAN_FASHION_MNIST,),
         return_info=return_info,
     )
+
+
+# ------------------------------------------------------------- binarization
+def _unit_interval_images(images, where):
+    """`images` as a float32 array, checked to be finite and in [0, 1]."""
+    array = np.asarray(images)
+    if array.dtype.kind not in "fiub" or array.ndim < 1:
+        raise ValueError(
+            f"{where}: images must be a numeric array with a batch axis; received "
+            f"{type(images).__name__} of dtype {array.dtype} and shape {array.shape}"
+        )
+    array = array.astype("float32")
+    if array.size and not np.isfinite(array).all():
+        raise ValueError(f"{where}: images contain NaN or infinite values")
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise ValueError(
+            f"{where}: images must hold intensities in [0, 1] (the probabilities of a 1); "
+            f"received values in [{array.min()}, {array.max()}] (divide uint8 images by 255)"
+        )
+    return array
+
+
+def _seed_or_draw(seed, where):
+    if seed is None:
+        # As keras.random.SeedGenerator(None) does: from Python's `random`, which
+        # keras.utils.set_random_seed fixes. NumPy's global state is not used.
+        return random.randint(1, 10**9)
+    return _validation.seed(seed, where)
+
+
+def binarize(images, seed=None):
+    """One binary image per grey-level image: each pixel is 1 with its intensity as probability.
+
+    Pixel `x_ij` in [0, 1] becomes a Bernoulli(`x_ij`) draw, so the mean of many
+    binarizations is the grey-level image. Binarized MNIST, on which the
+    Bernoulli likelihood is a true likelihood, is made this way.
+
+    Args:
+        images: A NumPy-like array of intensities in [0, 1], any shape.
+        seed: Seed of the draws (a NumPy `Generator`); the same seed gives the
+            same images. `None` draws a seed from Python's `random` module,
+            which `keras.utils.set_random_seed` fixes.
+
+    Returns:
+        A float32 NumPy array of the input's shape, with values in {0, 1}.
+
+    Raises:
+        ValueError: values outside [0, 1], NaN or infinity.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import vae_keras as vk
+    >>> vk.datasets.binarize(np.array([[0.0, 1.0, 0.5, 0.5]]), seed=0).tolist()
+    [[0.0, 1.0, 0.0, 1.0]]
+    """
+    images = _unit_interval_images(images, "binarize")
+    rng = np.random.default_rng(_seed_or_draw(seed, "binarize"))
+    return (rng.random(images.shape, dtype="float32") < images).astype("float32")
+
+
+class DynamicBinarization(keras.utils.PyDataset):
+    """Batches for `fit` with a fresh binarization of the images every epoch.
+
+    Each time `fit` reads a batch, its grey-level images are binarized as by
+    `binarize`, from a NumPy `Generator` seeded with `(seed, epoch, batch
+    index)`: within an epoch the same batch is the same draw however often and
+    in whichever order it is read, and each epoch draws anew. This is "dynamic
+    binarization" (Burda, Grosse & Salakhutdinov, 2016): over many epochs the
+    model sees many binary versions of each image, whose average is the
+    grey-level image, instead of one fixed binarized set it could overfit. As a
+    `keras.utils.PyDataset` it works with `fit` and `evaluate` on TensorFlow,
+    JAX and PyTorch.
+
+    The counter `epoch` counts the calls of `on_epoch_end`, which `fit` makes
+    after each epoch (on TensorFlow also once before the first, after reading
+    a batch to learn its shape), so every epoch of training draws anew. A batch is `(images,)` for a `VAE`, or `((images, conditions),)`
+    for a `CVAE` when `conditions` is given (the model's inputs, no targets).
+
+    Args:
+        images: Grey-level images, a NumPy-like array of intensities in [0, 1],
+            shape `(n, ...)`.
+        conditions: Optional conditions (labels) for a `CVAE`, one per image;
+            they are batched with the images and not binarized.
+        batch_size: Images per batch, a positive integer; the last batch may be
+            smaller.
+        shuffle: Whether each epoch visits the images in a new order (drawn
+            from the same seed and the epoch).
+        seed: Seed of the draws and the order. `None` draws one from Python's
+            `random` module, which `keras.utils.set_random_seed` fixes.
+        **kwargs: `keras.utils.PyDataset` arguments (`workers`,
+            `use_multiprocessing`, `max_queue_size`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> import vae_keras as vk
+    >>> x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
+    >>> data = vk.datasets.DynamicBinarization(x, batch_size=32, seed=0)
+    >>> len(data), data[0][0].shape, sorted(np.unique(data[0][0]).tolist())
+    (2, (32, 28, 28, 1), [0.0, 1.0])
+    >>> vae = vk.VAE(vk.build_mlp_encoder(latent_dim=2), vk.build_mlp_decoder(latent_dim=2))
+    >>> vae.compile(optimizer="adam")
+    >>> history = vae.fit(data, epochs=2, verbose=0)
+    >>> len(history.history["loss"])
+    2
+    """
+
+    def __init__(self, images, conditions=None, batch_size=128, shuffle=True, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        where = "DynamicBinarization"
+        self.images = _unit_interval_images(images, where)
+        if self.images.ndim < 2:
+            raise ValueError(
+                f"{where}: images must have shape (n, ...) with a batch axis; "
+                f"received shape {self.images.shape}"
+            )
+        if conditions is not None:
+            conditions = np.asarray(conditions)
+            if conditions.ndim < 1 or conditions.shape[0] != self.images.shape[0]:
+                raise ValueError(
+                    f"{where}: one condition per image is needed; received "
+                    f"{self.images.shape[0]} images and conditions of shape {conditions.shape}"
+                )
+        self.conditions = conditions
+        self.batch_size = _validation.positive_int(batch_size, "batch_size", where)
+        self.shuffle = bool(shuffle)
+        self.seed = _seed_or_draw(seed, where)
+        self.epoch = 0
+
+    def __len__(self):
+        return -(-self.images.shape[0] // self.batch_size)
+
+    def _order(self):
+        n = self.images.shape[0]
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"DynamicBinarization: batch {index} of {len(self)}")
+        chosen = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
+        grey = self.images[chosen]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        binary = (rng.random(grey.shape, dtype="float32") < grey).astype("float32")
+        if self.conditions is None:
+            return (binary,)
+        return ((binary, self.conditions[chosen]),)
+
+    def on_epoch_end(self):
+        self.epoch += 1

@@ -30,7 +30,7 @@ from keras import ops
 
 from vae_keras import _validation
 from vae_keras._inputs import InputChecks
-from vae_keras.losses import bernoulli_log_prob, kl_divergence
+from vae_keras.losses import bernoulli_log_prob, continuous_bernoulli_log_prob, kl_divergence
 from vae_keras.losses import kl_per_dimension as kl_per_dimension_of
 from vae_keras.models import CVAE, _LatentVariableModel
 
@@ -127,6 +127,8 @@ def _log_likelihood_given_z(model, images, reconstruction):
     axes = tuple(range(2, len(reconstruction.shape)))
     if model.likelihood == "bernoulli":
         return ops.sum(bernoulli_log_prob(images, reconstruction), axis=axes)
+    if model.likelihood == "continuous_bernoulli":
+        return ops.sum(continuous_bernoulli_log_prob(images, reconstruction), axis=axes)
     sigma = model.sigma
     size = int(np.prod(images.shape[2:]))
     squared = ops.sum(ops.square(images - reconstruction), axis=axes)
@@ -276,6 +278,10 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
       log-probability of the image when the pixels are binary; for grey-level
       pixels in (0, 1) it is the same cross-entropy the ELBO uses, not a
       normalized density.
+    - Continuous Bernoulli likelihood: the Bernoulli term above plus
+      `log C(lambda)` per pixel, the log-density of grey levels in [0, 1]
+      (Loaiza-Ganem & Cunningham, 2019; `vk.losses.continuous_bernoulli_log_prob`),
+      so for grey-level data it is a log-density, comparable with a Gaussian's.
 
     The work is chunked over examples and draws (at most `batch_size` codes per
     decoder call), so memory does not grow with K.

@@ -14,7 +14,9 @@ Endpoints of a `VAE` (images of the encoder's input shape, float32):
   Bernoulli likelihood);
 - `generate(n, seed)` -> `n` images decoded from
   `z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 0])` (int32
-  scalars; the same seed gives the same images).
+  scalars; the same seed gives the same images): the means of p(x | z), which
+  are the decoder's output except for the continuous Bernoulli likelihood,
+  whose mean is not its parameter lambda (as `model.generate` returns them).
 
 A `CVAE`'s endpoints take integer class ids as well: `encode(images, labels)`,
 `decode(z, labels)` and `generate(labels, seed)` (one image per label).
@@ -24,6 +26,7 @@ import os
 
 import keras
 
+from vae_keras.losses import likelihood_mean
 from vae_keras.models import CVAE, VAE
 
 __all__ = ["export_serving"]
@@ -103,6 +106,10 @@ def export_serving(model, filepath):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+
+    def mean(decoded):  # generate returns the mean of p(x | z), as model.generate does
+        return likelihood_mean(decoded, model.likelihood)
+
     if conditional:
 
         def one_hot(labels):
@@ -120,7 +127,7 @@ def export_serving(model, filepath):
         archive.add_endpoint("decode", decode, input_signature=[z_spec, labels_spec])
         archive.add_endpoint(
             "generate",
-            lambda labels, seed: decode(prior(tf.shape(labels)[0], seed), labels),
+            lambda labels, seed: mean(decode(prior(tf.shape(labels)[0], seed), labels)),
             input_signature=[labels_spec, seed_spec],
         )
     else:
@@ -137,7 +144,7 @@ def export_serving(model, filepath):
         archive.add_endpoint("decode", decode, input_signature=[z_spec])
         archive.add_endpoint(
             "generate",
-            lambda n, seed: decode(prior(n, seed)),
+            lambda n, seed: mean(decode(prior(n, seed))),
             input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec],
         )
     archive.write_out(os.fspath(filepath), verbose=False)

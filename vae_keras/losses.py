@@ -1,13 +1,28 @@
 """The two terms of the negative ELBO: the KL term and the reconstruction loss."""
 
+import math
+
 import keras
 from keras import ops
 
 from vae_keras import _validation
 
-__all__ = ["kl_divergence", "kl_per_dimension", "VAELoss", "LIKELIHOODS"]
+__all__ = [
+    "kl_divergence",
+    "kl_per_dimension",
+    "VAELoss",
+    "LIKELIHOODS",
+    "continuous_bernoulli_log_prob",
+    "continuous_bernoulli_mean",
+    "likelihood_mean",
+]
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+# Below this |1 - 2 lambda| the continuous Bernoulli's log-normalizer and mean use
+# their Taylor series (the closed forms are 0/0 at lambda = 0.5 and lose digits,
+# and their gradients more, near it). At 0.2 the truncated series are within
+# 2e-7 of the closed forms, and the closed forms are accurate to float32 above it.
+_CB_TAYLOR_BELOW = 0.2
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -100,6 +115,133 @@ def bernoulli_log_prob(x, p, from_logits=False):
     return x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p)
 
 
+def _cb_t_and_artanh(p, from_logits):
+    """`t = 1 - 2 lambda` and `artanh(t)`, from probabilities (clipped as Keras does) or logits."""
+    if from_logits:
+        # lambda = sigmoid(l): 1 - 2 lambda = -tanh(l / 2) and artanh(1 - 2 lambda) = -l / 2.
+        return -ops.tanh(0.5 * p), -0.5 * p
+    eps = keras.config.epsilon()
+    p = ops.clip(p, eps, 1.0 - eps)
+    # artanh(1 - 2 lambda) = log((1 - lambda) / lambda) / 2, written so that a small
+    # lambda keeps its digits (1 - 2 lambda would round them away in float32).
+    return 1.0 - 2.0 * p, 0.5 * (ops.log1p(-p) - ops.log(p))
+
+
+def _cb_small_t(t):
+    """`(small, t_safe)`: where the Taylor series is used, and `t` moved off 0 elsewhere.
+
+    The closed forms are evaluated at `t_safe`, which is 1 where the series is used,
+    so that their 0/0 at t = 0 never reaches a value or a gradient ("double where").
+    """
+    small = ops.abs(t) < _CB_TAYLOR_BELOW
+    return small, ops.where(small, ops.ones_like(t), t)
+
+
+def continuous_bernoulli_log_normalizer(p, from_logits=False):
+    """`log C(lambda)` of the continuous Bernoulli, per element (Loaiza-Ganem & Cunningham, 2019).
+
+    `C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda)` for lambda != 0.5 and
+    `C(0.5) = 2`. Near lambda = 0.5, with `t = 1 - 2 lambda`, the Taylor series
+    `log C = log 2 + t**2/3 + 13 t**4/90 + 251 t**6/2835 + O(t**8)` is used, so the
+    value and its gradient are finite and accurate there; at the ends lambda is
+    clipped to `[eps, 1 - eps]` as in the Bernoulli log-probability.
+    """
+    t, artanh_t = _cb_t_and_artanh(ops.convert_to_tensor(p), from_logits)
+    small, t_safe = _cb_small_t(t)
+    artanh_safe = ops.where(small, ops.ones_like(t), artanh_t)
+    closed = ops.log(artanh_safe / t_safe)
+    t2 = ops.square(t)
+    series = t2 * (1.0 / 3.0 + t2 * (13.0 / 90.0 + t2 * (251.0 / 2835.0)))
+    return math.log(2.0) + ops.where(small, series, closed)
+
+
+@keras.saving.register_keras_serializable(package="vae_keras")
+def continuous_bernoulli_log_prob(x, p, from_logits=False):
+    """Log-density of the continuous Bernoulli CB(lambda) at x in [0, 1], per element.
+
+    Loaiza-Ganem & Cunningham (2019), "The continuous Bernoulli: fixing a
+    pervasive error in variational autoencoders": the Bernoulli's
+    `lambda**x (1 - lambda)**(1 - x)`, read as a function of a grey level x in
+    [0, 1], does not integrate to 1; its normalized version is the density
+
+        p(x | lambda) = C(lambda) lambda**x (1 - lambda)**(1 - x),
+        C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda),  C(0.5) = 2,
+
+    so the log-density is the Bernoulli log-probability plus `log C(lambda)`
+    (see `continuous_bernoulli_log_normalizer` for how it is computed stably).
+    Computed in the dtype of its inputs; pass float32 (as `VAELoss` does).
+
+    Args:
+        x: Values in [0, 1].
+        p: The parameter lambda in (0, 1) (clipped to `[eps, 1 - eps]`), or its
+            logits when `from_logits=True`; same shape as `x`.
+        from_logits: Whether `p` holds logits.
+
+    Returns:
+        A backend tensor of the shape of `x`, in nats (a density: it may be
+        positive).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from vae_keras import losses
+    >>> float(losses.continuous_bernoulli_log_prob(np.float32(0.3), np.float32(0.5)))  # uniform
+    0.0
+    >>> round(float(losses.continuous_bernoulli_log_prob(np.float32(0.3), np.float32(0.9))), 4)
+    -0.6331
+    """
+    p = ops.convert_to_tensor(p)
+    x = ops.cast(x, p.dtype)
+    return bernoulli_log_prob(x, p, from_logits=from_logits) + continuous_bernoulli_log_normalizer(
+        p, from_logits=from_logits
+    )
+
+
+def continuous_bernoulli_mean(p, from_logits=False):
+    """Mean of CB(lambda): `lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda))`.
+
+    It is 0.5 at lambda = 0.5 and lies between 0.5 and lambda, so it is not lambda:
+    a decoder that outputs lambda = 0.9 for a pixel predicts a mean grey level of
+    about 0.67. Near lambda = 0.5 the Taylor series
+    `0.5 - t/6 - 2 t**3/45 - 22 t**5/945 + O(t**7)`, `t = 1 - 2 lambda`, is used.
+
+    Args:
+        p: The parameter lambda (clipped to `[eps, 1 - eps]`), or logits.
+        from_logits: Whether `p` holds logits.
+
+    Returns:
+        A backend tensor of the shape of `p`, values in (0, 1).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from vae_keras import losses
+    >>> np.round(np.asarray(losses.continuous_bernoulli_mean(np.array([0.5, 0.9]))), 4).tolist()
+    [0.5, 0.6699]
+    """
+    p = ops.convert_to_tensor(p)
+    t, artanh_t = _cb_t_and_artanh(p, from_logits)
+    small, t_safe = _cb_small_t(t)
+    artanh_safe = ops.where(small, ops.ones_like(t), artanh_t)
+    # lambda / (2 lambda - 1) = 1/2 - 1 / (2t)
+    closed = 0.5 - 0.5 / t_safe + 0.5 / artanh_safe
+    t2 = ops.square(t)
+    series = 0.5 - t * (1.0 / 6.0 + t2 * (2.0 / 45.0 + t2 * (22.0 / 945.0)))
+    return ops.where(small, series, closed)
+
+
+def likelihood_mean(decoder_output, likelihood):
+    """The mean of p(x | z) given the decoder's output, for `predict` and `generate`.
+
+    The decoder's output itself for `"bernoulli"` (the pixel probabilities are
+    the means) and `"gaussian"`; `continuous_bernoulli_mean` of it for
+    `"continuous_bernoulli"`, whose mean is not its parameter lambda.
+    """
+    if likelihood == "continuous_bernoulli":
+        return continuous_bernoulli_mean(decoder_output)
+    return decoder_output
+
+
 @keras.saving.register_keras_serializable(package="vae_keras")
 class VAELoss(keras.losses.Loss):
     """Reconstruction term of the negative ELBO: -log p(x | z) per image.
@@ -122,13 +264,19 @@ class VAELoss(keras.losses.Loss):
         - `"gaussian"`: squared error `(x - x_hat)**2 / (2 sigma**2)`, the
           negative log-likelihood of `N(x_hat, sigma**2 I)` without its constant
           `0.5 * log(2 pi sigma**2)` per element.
+        - `"continuous_bernoulli"` (for grey levels in [0, 1]): the negative
+          log-density of the continuous Bernoulli (Loaiza-Ganem & Cunningham,
+          2019), the binary cross-entropy minus `log C(lambda)`, its normalizing
+          constant (see `continuous_bernoulli_log_prob`); `y_pred` is lambda
+          (or its logits when `from_logits=True`), which is not the mean.
 
     Args:
-        likelihood: `"bernoulli"` or `"gaussian"`.
+        likelihood: `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`.
         sigma: Standard deviation of the Gaussian likelihood (ignored for
             `"bernoulli"`); must be positive.
-        from_logits: For `"bernoulli"`, whether `y_pred` holds logits instead of
-            probabilities (more stable; ignored for `"gaussian"`).
+        from_logits: For `"bernoulli"` and `"continuous_bernoulli"`, whether
+            `y_pred` holds logits instead of probabilities (more stable; ignored
+            for `"gaussian"`).
         reduction: Keras loss reduction; the default averages over the batch.
         name: Name of the loss.
         dtype: Dtype of the loss computation. The default, `None`, is Keras'
@@ -180,6 +328,10 @@ class VAELoss(keras.losses.Loss):
                 )
         if self.likelihood == "bernoulli":
             per_element = -bernoulli_log_prob(y_true, y_pred, from_logits=self.from_logits)
+        elif self.likelihood == "continuous_bernoulli":
+            per_element = -continuous_bernoulli_log_prob(
+                y_true, y_pred, from_logits=self.from_logits
+            )
         else:
             per_element = ops.square(y_true - y_pred) / (2.0 * self.sigma**2)
         axes = tuple(range(1, len(per_element.shape)))

@@ -34,7 +34,13 @@ from vae_keras import _distribution, _submodels, _validation
 from vae_keras._execution import CompilePolicy
 from vae_keras._inputs import CheckedEntryPoints, one_hot, static_shape
 from vae_keras.layers import Sampling
-from vae_keras.losses import LIKELIHOODS, VAELoss, kl_divergence, kl_per_dimension
+from vae_keras.losses import (
+    LIKELIHOODS,
+    VAELoss,
+    kl_divergence,
+    kl_per_dimension,
+    likelihood_mean,
+)
 
 __all__ = ["VAE", "CVAE"]
 
@@ -359,7 +365,8 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         images, condition = self._unpack(inputs)
         z_mean, _ = self._encode(images, condition, training=training)
         # float32 whatever the compute dtype, so predict() gives ordinary arrays
-        return ops.cast(self._decode(z_mean, condition, training=training), "float32")
+        output = ops.cast(self._decode(z_mean, condition, training=training), "float32")
+        return likelihood_mean(output, self.likelihood)  # the mean of p(x | z), not lambda
 
     def call(self, inputs, training=None):
         if _is_inside_step(self):
@@ -478,7 +485,9 @@ class VAE(_LatentVariableModel):
             such as `vk.LinearWarmup` (KL warm-up) or `vk.CyclicalAnnealing`,
             evaluated at the model's training step. Can be reassigned at any time.
         seed: Seed of the model's `Sampling` layer.
-        likelihood: `"bernoulli"` or `"gaussian"`, passed to `VAELoss`.
+        likelihood: `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`
+            (for grey levels in [0, 1]; Loaiza-Ganem & Cunningham, 2019),
+            passed to `VAELoss`.
         free_bits: Free bits (Kingma et al., 2016): a floor, in nats, under the
             batch-average KL of each latent dimension in the loss, so that the
             optimizer gains nothing by pushing a dimension's KL below it; a
@@ -492,7 +501,10 @@ class VAE(_LatentVariableModel):
         inputs: A batch of images.
 
     Returns:
-        The mean reconstruction `decoder(z_mean)`; it is deterministic.
+        The mean reconstruction: the mean of p(x | z_mean), which is
+        `decoder(z_mean)` itself except for the continuous Bernoulli, whose
+        mean is not its parameter lambda (`vk.losses.continuous_bernoulli_mean`
+        of it); it is deterministic.
 
     Example:
 
@@ -532,8 +544,10 @@ class VAE(_LatentVariableModel):
             training: Whether layers such as Dropout run in training mode.
 
         Returns:
-            A float32 backend tensor of images (pixel probabilities for the
-            Bernoulli likelihood, means for the Gaussian one).
+            A float32 backend tensor of images: what the decoder outputs, the
+            parameters of p(x | z) (pixel probabilities for the Bernoulli
+            likelihood, means for the Gaussian one, lambda for the continuous
+            Bernoulli, whose mean `predict` and `generate` return instead).
         """
         return self._decode_public(z, None, training)
 
@@ -549,7 +563,8 @@ class VAE(_LatentVariableModel):
                 (NumPy's global random state is not touched).
 
         Returns:
-            A NumPy array of images.
+            A NumPy array of images: the means of p(x | z) (for the continuous
+            Bernoulli the mean, not the decoder's lambda; see `decode`).
         """
         if n is not None:
             n = _validation.positive_int(n, "n", "VAE.generate")
@@ -558,7 +573,9 @@ class VAE(_LatentVariableModel):
         else:
             n = 1 if np.ndim(z) == 1 else np.shape(z)[0]
         z = self._prior_samples(n, z, seed)
-        return ops.convert_to_numpy(self._decode_public(z, None, False))
+        return ops.convert_to_numpy(
+            likelihood_mean(self._decode_public(z, None, False), self.likelihood)
+        )
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -579,7 +596,7 @@ class CVAE(_LatentVariableModel):
         num_classes: Number of classes, a positive integer.
         beta: Weight of the KL term: a number or a schedule, as for `VAE`.
         seed: Seed of the model's `Sampling` layer.
-        likelihood: `"bernoulli"` or `"gaussian"`.
+        likelihood: `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`, as for `VAE`.
         free_bits: Per-dimension KL floor in nats, as for `VAE`.
         sigma: Standard deviation of the Gaussian likelihood, as for `VAE`.
         **kwargs: Standard `keras.Model` arguments.
@@ -673,7 +690,8 @@ class CVAE(_LatentVariableModel):
             training: Whether layers such as Dropout run in training mode.
 
         Returns:
-            A float32 backend tensor of images.
+            A float32 backend tensor of images: the decoder's output, the
+            parameters of p(x | z, c) (see `VAE.decode`).
         """
         z, labels = self._input_checks().split(inputs, role="decode inputs")
         n = np.shape(z)[0] if _host_array(z) and np.ndim(z) == 2 else None
@@ -691,12 +709,15 @@ class CVAE(_LatentVariableModel):
                 (NumPy's global random state is not touched).
 
         Returns:
-            A NumPy array of `n` images, decoded in one batched call.
+            A NumPy array of `n` images, decoded in one batched call: the means
+            of p(x | z, c) (for the continuous Bernoulli not the decoder's
+            lambda; see `VAE.generate`).
         """
         one_hot_labels = self._input_checks().check_labels(labels)
         z = self._prior_samples(one_hot_labels.shape[0], z, seed)
         condition = ops.cast(one_hot_labels, self.compute_dtype)
-        return ops.convert_to_numpy(self._decode_public(z, condition, False))
+        decoded = self._decode_public(z, condition, False)
+        return ops.convert_to_numpy(likelihood_mean(decoded, self.likelihood))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
