@@ -75,6 +75,51 @@ def test_each_sub_model_runs_once_per_training_and_evaluation_step(compile_kwarg
     assert int(_numpy(vae.training_steps)) == 4
 
 
+def _counting_cvae_with_prior(**kwargs):
+    """A CVAE conditioned on an image, with a prior network p(z | c); each sub-model counts."""
+    images, condition = keras.Input((28, 28, 1)), keras.Input((28, 28, 1))
+    h = layers.Concatenate()([layers.Flatten()(images), layers.Flatten()(condition)])
+    h = layers.Dense(16, activation="relu")(CallCounter(1568, name="encoder_counter")(h))
+    encoder = keras.Model([images, condition], [layers.Dense(LATENT)(h), layers.Dense(LATENT)(h)])
+    z, condition = keras.Input((LATENT,)), keras.Input((28, 28, 1))
+    h = layers.Concatenate()([z, layers.Flatten()(condition)])
+    h = CallCounter(16, name="decoder_counter")(layers.Dense(16)(h))
+    h = layers.Dense(784, activation="sigmoid")(layers.Activation("relu")(h))
+    decoder = keras.Model([z, condition], layers.Reshape((28, 28, 1))(h))
+    condition = keras.Input((28, 28, 1))
+    h = CallCounter(784, name="prior_counter")(layers.Flatten()(condition))
+    h = layers.Dense(16, activation="tanh")(h)
+    prior = keras.Model(condition, [layers.Dense(LATENT)(h), layers.Dense(LATENT)(h)])
+    return vk.CVAE(encoder, decoder, prior=prior, seed=0, **kwargs)
+
+
+def _calls_with_prior(model):
+    return _calls(model) + [float(_numpy(model.prior.get_layer("prior_counter").calls))]
+
+
+@pytest.mark.parametrize(
+    "compile_kwargs",
+    [{}, {"steps_per_execution": 1, "jit_compile": False}, {"steps_per_execution": _spe(2)}],
+    ids=["defaults", "spe1-nojit", "spe2"],
+)
+@pytest.mark.parametrize(
+    "model_kwargs",
+    [{}, {"free_bits": 0.2, "beta": vk.LinearWarmup(4)}],
+    ids=["plain", "free-bits-warmup"],
+)
+def test_encoder_decoder_and_prior_run_once_per_step(compile_kwargs, model_kwargs):
+    x, _ = _bars(n=64)
+    mask = np.zeros_like(x)
+    mask[:, :, 14:] = 1.0
+    cvae = _counting_cvae_with_prior(**model_kwargs)
+    cvae.compile(optimizer="adam", **compile_kwargs)
+    cvae.fit([x, x * (1 - mask), mask], epochs=1, batch_size=16, verbose=0, shuffle=False)
+    assert _calls_with_prior(cvae) == [4.0, 4.0, 4.0]  # 4 training steps
+    cvae.evaluate([x, x * (1 - mask)], batch_size=32, verbose=0)  # 2 evaluation steps
+    assert _calls_with_prior(cvae) == [6.0, 6.0, 6.0]
+    assert int(_numpy(cvae.training_steps)) == 4
+
+
 def test_batch_norm_in_the_decoder_is_updated_once_per_step():
     x, _ = _bars(n=32)
     vae = _counting_vae(batch_norm=True)

@@ -101,38 +101,68 @@ class InputChecks:
         name: The model's class name, which starts every message.
         likelihood: The model's likelihood; `"bernoulli"` requires pixels in [0, 1].
         image_shape: Shape of one image as the encoder expects it, or None if unknown.
-        num_classes: For a CVAE, the number of classes; None for a VAE.
+        num_classes: For a CVAE conditioned on class labels, the number of
+            classes; None otherwise.
+        conditional: Whether the model takes `[images, conditions]`; implied by
+            `num_classes`. A CVAE with `num_classes=None` takes any condition.
+        condition_shape: For such a CVAE, the shape of one condition as the
+            encoder expects it, or None if unknown.
     """
 
-    def __init__(self, name, likelihood, image_shape=None, num_classes=None):
+    def __init__(
+        self,
+        name,
+        likelihood,
+        image_shape=None,
+        num_classes=None,
+        conditional=False,
+        condition_shape=None,
+    ):
         self.name = name
         self.likelihood = likelihood
         self.image_shape = image_shape
         self.num_classes = num_classes
+        self._conditional = bool(conditional) or num_classes is not None
+        self.condition_shape = condition_shape
         self.last_error = None
 
     @classmethod
     def for_model(cls, model):
         encoder_inputs = getattr(model.encoder, "inputs", None)
         image_shape = static_shape(encoder_inputs[0])[1:] if encoder_inputs else None
+        condition_shape = None
+        if encoder_inputs and len(encoder_inputs) == 2:
+            condition_shape = static_shape(encoder_inputs[1])[1:]
         return cls(
             type(model).__name__,
             model.likelihood,
             image_shape,
             getattr(model, "num_classes", None),
+            conditional=model._conditional,
+            condition_shape=condition_shape,
         )
 
     @property
     def conditional(self):
+        return self._conditional
+
+    @property
+    def labelled(self):
+        """A CVAE conditioned on class labels (`num_classes` set)."""
         return self.num_classes is not None
+
+    @property
+    def _what(self):
+        return "labels" if self.labelled or not self.conditional else "conditions"
 
     # ------------------------------------------------------------ messages
     def no_targets_message(self):
         if self.conditional:
+            what = self._what
             return (
-                "CVAE trains on its inputs [images, labels] alone and takes no targets; call "
-                "fit([x, y]) without a second argument, and let a dataset yield "
-                "((images, labels),) rather than (images, labels)"
+                f"CVAE trains on its inputs [images, {what}] alone and takes no targets; call "
+                f"fit([x, {'y' if self.labelled else 'c'}]) without a second argument, and let "
+                f"a dataset yield ((images, {what}),) rather than (images, {what})"
             )
         return (
             f"{self.name} trains on its inputs alone (the targets are the inputs "
@@ -213,25 +243,90 @@ class InputChecks:
             )
         return one_hot_labels
 
+    def check_conditions(self, conditions, n=None):
+        """Checks conditions of any shape (`num_classes=None`); returns them as float32 NumPy."""
+        conditions = np.asarray(conditions)
+        if conditions.ndim < 1:
+            raise ValueError("CVAE: conditions must have a batch axis; received a scalar")
+        if conditions.dtype.kind not in "iubf":
+            raise ValueError(f"CVAE: conditions must be numbers; received dtype {conditions.dtype}")
+        if shapes_differ(self.condition_shape, conditions.shape[1:]):
+            raise ValueError(self._condition_shape_mismatch(conditions.shape[1:]))
+        conditions = conditions.astype("float32")
+        if conditions.size and not np.isfinite(conditions).all():
+            raise ValueError(self._not_finite("conditions"))
+        if n is not None and conditions.shape[0] != n:
+            raise ValueError(
+                f"CVAE: {conditions.shape[0]} conditions for {n} images; give one condition "
+                "per image"
+            )
+        return conditions
+
+    def _condition_shape_mismatch(self, shape):
+        return (
+            f"CVAE: conditions have shape {tuple(shape)} per example but the encoder expects "
+            f"{self.condition_shape}"
+        )
+
+    def check_condition(self, condition, n=None):
+        """Labels (one-hot, float32) or general conditions (float32), checked."""
+        if self.labelled:
+            return self.check_labels(condition, n=n)
+        return self.check_conditions(condition, n=n)
+
     def split(self, x, role="inputs"):
         """`(images, labels)` of the model's inputs (labels None for a VAE), structure checked."""
         if not self.conditional:
             return x, None
+        what = self._what
+        if role == "decode inputs":
+            pair = f"[z, {what}]"
+        else:
+            pair = f"[images, {what}]"
         if not isinstance(x, (list, tuple)):
             if is_array(x):
                 raise ValueError(
-                    f"CVAE: {role} must be a list [images, labels] (a dataset must yield "
-                    "((images, labels),)); received a single array"
+                    f"CVAE: {role} must be a list {pair} (a dataset must yield "
+                    f"((images, {what}),)); received a single array"
                 )
             raise ValueError(
-                "CVAE: inputs must be a list [images, labels] (a dataset must yield "
-                f"((images, labels),)); received {type(x).__name__}"
+                f"CVAE: inputs must be a list [images, {what}] (a dataset must yield "
+                f"((images, {what}),)); received {type(x).__name__}"
             )
+        if len(x) == 3 and role != "decode inputs":
+            return x[0], x[1]  # the third item is a mask: see `mask_of`
         if len(x) != 2:
-            raise ValueError(
-                f"CVAE: {role} must be a list [images, labels]; received {len(x)} items"
-            )
+            allowed = pair if role == "decode inputs" else f"{pair} or [images, {what}, mask]"
+            raise ValueError(f"CVAE: {role} must be a list {allowed}; received {len(x)} items")
         return x[0], x[1]
+
+    def mask_of(self, x):
+        """The mask of `[images, condition, mask]`, or None (a CVAE's inputs only)."""
+        if self.conditional and isinstance(x, (list, tuple)) and len(x) == 3:
+            return x[2]
+        return None
+
+    def check_mask(self, mask, images, role="mask"):
+        """A mask broadcasts to the images' shape per example and lies in [0, 1]."""
+        mask = np.asarray(mask)
+        image_shape = np.shape(images)
+        fits = mask.ndim == len(image_shape) and mask.shape[:1] == image_shape[:1]
+        fits = fits and all(m in (1, i) for m, i in zip(mask.shape[1:], image_shape[1:]))
+        if not fits:
+            raise ValueError(
+                f"CVAE: the {role} must have the images' shape {tuple(image_shape)} (or one "
+                f"that broadcasts to it, one mask per image); received {mask.shape}"
+            )
+        if mask.dtype.kind not in "iubf":
+            raise ValueError(f"CVAE: the {role} must be numbers; received dtype {mask.dtype}")
+        if mask.size:
+            low, high = mask.min(), mask.max()
+            if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 1:
+                raise ValueError(
+                    f"CVAE: the {role} must lie in [0, 1] (1 scores a pixel, 0 leaves it out); "
+                    f"received values in [{low}, {high}]"
+                )
+        return mask.astype("float32")
 
     def check_inputs(self, x, role="inputs", host_only=False):
         """Checks the model's inputs if they are arrays; a stream is left to `wrap`.
@@ -249,7 +344,10 @@ class InputChecks:
             self.check_images(images, "images" if role == "inputs" else f"{role} images")
         if labels is None or not is_array(images) or (host and not isinstance(labels, host)):
             return
-        self.check_labels(labels, n=np.shape(images)[0])
+        self.check_condition(labels, n=np.shape(images)[0])
+        mask = self.mask_of(x)
+        if mask is not None and (host is None or isinstance(mask, host)) and is_array(mask):
+            self.check_mask(mask, images)
 
     def check_data(self, x, y=None, role="inputs"):
         """Inputs without targets (the model's targets are its inputs)."""
@@ -285,7 +383,10 @@ class InputChecks:
         images, labels = self.split(x)
         self.check_images(images)
         if labels is not None:
-            self.check_labels(labels, n=np.shape(images)[0])
+            self.check_condition(labels, n=np.shape(images)[0])
+        mask = self.mask_of(x)
+        if mask is not None:
+            self.check_mask(mask, images)
 
     # --------------------------------------------------------------- streams
     def wrap(self, x, targets_allowed=False):
@@ -333,7 +434,10 @@ class InputChecks:
             raise ValueError(self._image_shape_mismatch("images", shape[1:]))
         if label_spec is not None:
             label_shape = static_shape(label_spec.shape)
-            if len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
+            if not self.labelled:
+                if shapes_differ(self.condition_shape, label_shape[1:]):
+                    raise ValueError(self._condition_shape_mismatch(label_shape[1:]))
+            elif len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
                 raise ValueError(self._one_hot_width(label_shape[-1]))
         is_tuple = isinstance(spec, tuple)
 
@@ -344,6 +448,17 @@ class InputChecks:
             asserts = self._tf_image_asserts(tf, images)
             if labels is not None:
                 asserts += self._tf_label_asserts(tf, labels)
+            mask = self.mask_of(x)
+            if mask is not None:
+                values = tf.cast(mask, "float32")
+                inside = tf.logical_and(values >= 0, values <= 1)
+                asserts.append(
+                    self._tf_assert(
+                        tf,
+                        tf.reduce_all(inside),
+                        "CVAE: the mask must lie in [0, 1] (1 scores a pixel, 0 leaves it out)",
+                    )
+                )
             with tf.control_dependencies(asserts):
                 return tf.nest.map_structure(tf.identity, batch)
 
@@ -377,6 +492,13 @@ class InputChecks:
         return asserts
 
     def _tf_label_asserts(self, tf, labels):
+        if not self.labelled:
+            values = tf.cast(labels, "float32")
+            empty = tf.equal(tf.size(values), 0)
+            finite = tf.reduce_all(tf.math.is_finite(values))
+            return [
+                self._tf_assert(tf, tf.logical_or(empty, finite), self._not_finite("conditions"))
+            ]
         shape = static_shape(labels.shape)
         if len(shape) == 2 and shape[-1] == self.num_classes and self.num_classes != 1:
             return []  # one-hot: its width was checked from the dataset's spec

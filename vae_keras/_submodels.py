@@ -36,7 +36,13 @@ def check_reconstruction(where, images, reconstruction):
 
 
 def check_conditional_inputs(encoder, decoder, num_classes):
-    """A CVAE's sub-models take `[x, one_hot_labels]` with labels `num_classes` wide."""
+    """A CVAE's sub-models take `[x, condition]`; with `num_classes`, one-hot labels that wide.
+
+    With `num_classes=None` the condition may have any shape, but the encoder's
+    and the decoder's condition inputs must agree on it.
+    """
+    what = "one_hot_labels" if num_classes is not None else "condition"
+    shapes = {}
     for role, model in (("encoder", encoder), ("decoder", decoder)):
         inputs = getattr(model, "inputs", None)
         if not inputs:
@@ -44,14 +50,65 @@ def check_conditional_inputs(encoder, decoder, num_classes):
         first = "images" if role == "encoder" else "z"
         if len(inputs) != 2:
             raise ValueError(
-                f"CVAE: the {role} must take two inputs [{first}, one_hot_labels]; "
-                f"it takes {len(inputs)}"
+                f"CVAE: the {role} must take two inputs [{first}, {what}]; it takes {len(inputs)}"
             )
+        shapes[role] = static_shape(inputs[1])[1:]
         width = static_shape(inputs[1])[-1]
-        if width is not None and width != num_classes:
+        if num_classes is not None and width is not None and width != num_classes:
             raise ValueError(
                 f"CVAE: the {role}'s label input has width {width} but num_classes is {num_classes}"
             )
+    if len(shapes) == 2 and shapes_differ(shapes["encoder"], shapes["decoder"]):
+        raise ValueError(
+            f"CVAE: the encoder's condition input has shape {shapes['encoder']} but the "
+            f"decoder's has {shapes['decoder']}; they must take the same condition"
+        )
+
+
+def check_prior(where, prior, encoder, latent_dim):
+    """The prior network maps the condition to `[prior_mean, prior_log_var]`, latent-wide."""
+    prior_inputs = getattr(prior, "inputs", None)
+    encoder_inputs = getattr(encoder, "inputs", None)
+    if prior_inputs:
+        if len(prior_inputs) != 1:
+            raise ValueError(
+                f"{where}: the prior must take one input (the condition); it takes "
+                f"{len(prior_inputs)}"
+            )
+        if encoder_inputs and len(encoder_inputs) == 2:
+            expected = static_shape(encoder_inputs[1])[1:]
+            shape = static_shape(prior_inputs[0])[1:]
+            if shapes_differ(expected, shape):
+                raise ValueError(
+                    f"{where}: the prior's input has shape {shape} but the encoder's condition "
+                    f"input has {expected}; the prior takes the same condition"
+                )
+    outputs = getattr(prior, "outputs", None)
+    if outputs is not None:
+        check_prior_outputs(where, outputs, latent_dim)
+
+
+def check_prior_outputs(where, outputs, latent_dim=None):
+    """The prior returns `[prior_mean, prior_log_var]` of one shape; returns them."""
+    if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+        raise ValueError(
+            f"{where}: the prior must return exactly two tensors [prior_mean, prior_log_var]; "
+            f"it returns {count}"
+        )
+    mean_shape, log_var_shape = static_shape(outputs[0]), static_shape(outputs[1])
+    if shapes_differ(mean_shape, log_var_shape):
+        raise ValueError(
+            f"{where}: the prior's mean and log-variance have different shapes "
+            f"{mean_shape} and {log_var_shape}"
+        )
+    width = mean_shape[-1] if mean_shape else None
+    if latent_dim is not None and width is not None and width != latent_dim:
+        raise ValueError(
+            f"{where}: the prior returns codes of size {width} but the encoder has latent "
+            f"size {latent_dim}"
+        )
+    return outputs
 
 
 def check_functional_shapes(where, encoder, decoder):

@@ -79,7 +79,7 @@ def _check_data(x, where):
 def _encode(model, x):
     """(z_mean, z_log_var) of q(z | x) as float32 NumPy arrays; x as for `fit`."""
     if isinstance(model, CVAE):
-        images, labels = x
+        images, labels = x[0], x[1]  # a mask, if any, is not needed here
         x = [ops.convert_to_tensor(np.asarray(images, "float32")), np.asarray(labels)]
     z_mean, z_log_var = model.encode(x)
     return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
@@ -260,7 +260,15 @@ class ImageSnapshots(keras.callbacks.Callback):
         images = np.asarray(self.x[0] if isinstance(model, CVAE) else self.x, "float32")
         z = np.random.default_rng(self.seed).standard_normal((self.num_samples, model.latent_dim))
         z = z.astype("float32")
-        if isinstance(model, CVAE):
+        if isinstance(model, CVAE) and model.num_classes is None:
+            # Any condition: those of the first examples, cycled; z from the model's prior.
+            conditions = np.asarray(self.x[1])
+            conditions = conditions[np.arange(self.num_samples) % len(conditions)]
+            if model.prior is not None:
+                samples = model.generate(conditions, seed=self.seed)
+            else:
+                samples = model.generate(conditions, z=z)
+        elif isinstance(model, CVAE):
             labels = np.arange(self.num_samples) % model.num_classes
             samples = model.generate(labels, z=z)
         else:

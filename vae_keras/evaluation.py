@@ -75,8 +75,38 @@ def _split_inputs(model, x, where):
         raise ValueError(
             f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
         )
-    condition = None if labels is None else checks.check_labels(labels, n=images.shape[0])
+    condition = None if labels is None else checks.check_condition(labels, n=images.shape[0])
     return images, condition
+
+
+def _mask_of(model, x, images):
+    """The mask of a CVAE's `[images, condition, mask]`, broadcast to the images; else None."""
+    mask = InputChecks.for_model(model).mask_of(x)
+    if mask is None:
+        return None
+    return np.broadcast_to(InputChecks.for_model(model).check_mask(mask, images), images.shape)
+
+
+def _prior_of(model, condition, batch_size):
+    """`(prior_mean, prior_log_var)` of p(z | c) as float32 NumPy, or None for N(0, I)."""
+    if getattr(model, "prior", None) is None or condition is None:
+        return None
+    means, log_vars = [], []
+    for start in range(0, condition.shape[0], batch_size):
+        mean, log_var = model.prior_params(condition[start : start + batch_size])
+        means.append(mean)
+        log_vars.append(log_var)
+    if not means:
+        d = model.latent_dim
+        return np.zeros((0, d), "float32"), np.zeros((0, d), "float32")
+    return np.concatenate(means), np.concatenate(log_vars)
+
+
+def _repeat(condition, k):
+    """`(b, ...)` conditions repeated for k draws: `(k * b, ...)`, draw-major."""
+    return np.broadcast_to(condition[None], (k,) + condition.shape).reshape(
+        (k * condition.shape[0],) + condition.shape[1:]
+    )
 
 
 def _posterior_params(model, images, condition, batch_size, posterior, where):
@@ -135,8 +165,12 @@ def _log_likelihood_given_z(model, images, reconstruction):
     return -squared / (2.0 * sigma**2) - 0.5 * size * math.log(2.0 * math.pi * sigma**2)
 
 
-def _log_px_given_codes(model, images, z, condition):
-    """log p(x | z), shape (k, b), for images (b, ...) and codes (k * b, latent_dim)."""
+def _log_px_given_codes(model, images, z, condition, mask=None):
+    """log p(x | z), shape (k, b), for images (b, ...) and codes (k * b, latent_dim).
+
+    With a mask (of the images' shape), only the masked pixels are scored:
+    `sum_i mask_i log p(x_i | z)`.
+    """
     # float32 whatever the compute dtype: 784 per-pixel terms summed in 16 bits lose digits
     reconstruction = model.decode(z if condition is None else [z, condition])
     if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
@@ -144,25 +178,40 @@ def _log_px_given_codes(model, images, z, condition):
             f"the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
             f"images' shape {tuple(images.shape[1:])}"
         )
-    shape = (-1, images.shape[0]) + tuple(reconstruction.shape[1:])
-    return _log_likelihood_given_z(model, images, ops.reshape(reconstruction, shape))
+    b = images.shape[0]
+    if mask is None:
+        shape = (-1, b) + tuple(reconstruction.shape[1:])
+        return _log_likelihood_given_z(model, images, ops.reshape(reconstruction, shape))
+    # Every pixel its own "image" of shape (1,): the per-pixel log-probabilities,
+    # each with its own normalizing constant, then weighted by the mask.
+    pixels = int(np.prod(images.shape[1:]))
+    per_pixel = _log_likelihood_given_z(
+        model,
+        ops.reshape(images, (b * pixels, 1)),
+        ops.reshape(reconstruction, (-1, b * pixels, 1)),
+    )
+    per_pixel = ops.reshape(per_pixel, (-1, b, pixels))
+    weight = ops.reshape(ops.cast(mask, per_pixel.dtype), (1, b, pixels))
+    return ops.sum(per_pixel * weight, axis=2)
 
 
 def _log_px_function(model, n_codes):
-    """`fn(images, z, condition)` computing `_log_px_given_codes`, jit-compiled on JAX."""
+    """`fn(images, z, condition, mask)` computing `_log_px_given_codes`, jit-compiled on JAX."""
     if keras.backend.backend() != "jax" or n_codes < _JIT_MIN_CODES:
-        return lambda images, z, condition: _log_px_given_codes(model, images, z, condition)
+        return lambda images, z, condition, mask=None: _log_px_given_codes(
+            model, images, z, condition, mask
+        )
     import jax
 
     variables = list(model.decoder.variables)
 
-    def pure(values, images, z, condition):
+    def pure(values, images, z, condition, mask):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            return _log_px_given_codes(model, images, z, condition)
+            return _log_px_given_codes(model, images, z, condition, mask)
 
     jitted = jax.jit(pure)
     values = [v.value for v in variables]
-    return lambda images, z, condition: jitted(values, images, z, condition)
+    return lambda images, z, condition, mask=None: jitted(values, images, z, condition, mask)
 
 
 def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=None, posterior=None):
@@ -202,9 +251,11 @@ def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, whe
     batch_size = _positive_int(batch_size, "batch_size", where)
     rng = _rng(seed, where)
     images, condition = _split_inputs(model, x, where)
+    mask = _mask_of(model, x, images)
     n = images.shape[0]
     z_mean, z_log_var = _posterior_params(model, images, condition, batch_size, posterior, where)
     latent_dim = z_mean.shape[1] if z_mean.ndim == 2 else model.latent_dim
+    prior = _prior_of(model, condition, batch_size)
 
     # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
     log_px_fn = _log_px_function(model, n * num_samples)
@@ -218,28 +269,41 @@ def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, whe
         b = stop - start
         x_chunk = ops.convert_to_tensor(images[start:stop])
         cond = None if condition is None else condition[start:stop]
+        mask_chunk = None if mask is None else ops.convert_to_tensor(mask[start:stop])
         mean = z_mean[start:stop][None]  # (1, b, d)
         std = np.exp(0.5 * z_log_var[start:stop])[None]
         log_var_sum = z_log_var[start:stop].sum(axis=1, dtype="float64")  # (b,)
+        if prior is not None:
+            prior_mean = prior[0][start:stop][None].astype("float64")  # (1, b, d)
+            prior_precision = np.exp(-prior[1][start:stop].astype("float64"))[None]
+            prior_log_var_sum = prior[1][start:stop].sum(axis=1, dtype="float64")
         chunks = []
         for k0 in range(0, num_samples, draws):
             k = min(draws, num_samples - k0)
             eps = rng.standard_normal((k, b, latent_dim), dtype="float32")
             z = mean + std * eps  # (k, b, d)
-            # log p(z) - log q(z|x) = -0.5 * sum_j (z_j^2 - eps_j^2 - log_var_j); the
-            # 2*pi constants cancel.
-            log_prior_ratio = -0.5 * (
-                np.sum(np.square(z, dtype="float64") - np.square(eps, dtype="float64"), axis=2)
-                - log_var_sum[None]
-            )
+            if prior is None:
+                # log p(z) - log q(z|x) = -0.5 * sum_j (z_j^2 - eps_j^2 - log_var_j); the
+                # 2*pi constants cancel.
+                log_prior_ratio = -0.5 * (
+                    np.sum(np.square(z, dtype="float64") - np.square(eps, dtype="float64"), axis=2)
+                    - log_var_sum[None]
+                )
+            else:
+                # log p(z|c) - log q(z|x,c) = -0.5 * sum_j ((z_j - m_j)^2 / s_j^2 + log s_j^2
+                # - eps_j^2 - log_var_j), with p(z|c) = N(m, diag(s^2)).
+                squared = np.square(z.astype("float64") - prior_mean) * prior_precision
+                log_prior_ratio = -0.5 * (
+                    np.sum(squared - np.square(eps, dtype="float64"), axis=2)
+                    + prior_log_var_sum[None]
+                    - log_var_sum[None]
+                )
             z_flat = ops.convert_to_tensor(z.reshape(k * b, latent_dim))
             cond_flat = None
             if cond is not None:
-                cond_flat = ops.convert_to_tensor(
-                    np.broadcast_to(cond[None], (k, b, cond.shape[1])).reshape(k * b, -1)
-                )
+                cond_flat = ops.convert_to_tensor(_repeat(cond, k))
             try:
-                log_px = ops.convert_to_numpy(log_px_fn(x_chunk, z_flat, cond_flat))
+                log_px = ops.convert_to_numpy(log_px_fn(x_chunk, z_flat, cond_flat, mask_chunk))
             except ValueError as error:
                 if "decoder's output shape" not in str(error):
                     raise
@@ -319,19 +383,23 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
 
 
 # ---------------------------------------------------- collapse diagnostics
-def _encoded(model, x, batch_size, where):
+def _encoded(model, x, batch_size, where, with_prior=False):
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     batch_size = _positive_int(batch_size, "batch_size", where)
     images, condition = _split_inputs(model, x, where)
     if images.shape[0] == 0:
         raise ValueError(f"{where}: needs at least one example; received 0")
-    return _posterior_params(model, images, condition, batch_size, None, where)
+    params = _posterior_params(model, images, condition, batch_size, None, where)
+    if with_prior:
+        return params, _prior_of(model, condition, batch_size)
+    return params
 
 
 def kl_per_dimension(model, x, batch_size=None):
-    """Mean KL(q(z_j | x) || N(0, 1)) over the examples, for each latent dimension j.
+    """Mean KL(q(z_j | x) || p(z_j)) over the examples, for each latent dimension j.
 
-    The KL term of the ELBO is the sum of these numbers. A dimension whose
+    The prior is N(0, 1), or p(z_j | c) for a CVAE with a `prior` network. The
+    KL term of the ELBO is the sum of these numbers. A dimension whose
     value is near 0 carries no information about x: its posterior is the
     prior for every example (a collapsed dimension).
 
@@ -343,8 +411,9 @@ def kl_per_dimension(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`, in nats.
     """
-    z_mean, z_log_var = _encoded(model, x, batch_size, "kl_per_dimension")
-    kl = kl_per_dimension_of(z_mean.astype("float64"), z_log_var.astype("float64"))
+    (z_mean, z_log_var), prior = _encoded(model, x, batch_size, "kl_per_dimension", with_prior=True)
+    prior = () if prior is None else tuple(p.astype("float64") for p in prior)
+    kl = kl_per_dimension_of(z_mean.astype("float64"), z_log_var.astype("float64"), *prior)
     return np.mean(ops.convert_to_numpy(kl).astype("float64"), axis=0)
 
 
@@ -408,8 +477,9 @@ class _Frozen:
 class _PerExamplePosterior(keras.Model):
     """q(z | x_i) = N(mean_i, diag(exp(log_var_i))) with free parameters per example."""
 
-    def __init__(self, vae, z_mean, z_log_var, num_samples, seed):
+    def __init__(self, vae, z_mean, z_log_var, num_samples, seed, prior=None):
         super().__init__(name="per_example_posterior")
+        self._prior = prior  # p(z | c_i) as NumPy (mean, log_var), or None for N(0, I)
         # Held in a plain object, so Keras does not track the VAE's weights as this
         # model's own: only the per-example parameters below are trained.
         self._frozen = _Frozen(vae)
@@ -437,14 +507,15 @@ class _PerExamplePosterior(keras.Model):
         z_flat = ops.reshape(z, (k * n, d))
         cond_flat = None
         if isinstance(vae, CVAE):
-            width = condition.shape[-1]
+            shape = tuple(condition.shape[1:])
             cond_flat = ops.reshape(
-                ops.broadcast_to(condition[None], (k, n, width)), (k * n, width)
+                ops.broadcast_to(condition[None], (k, n) + shape), (k * n,) + shape
             )
         reconstruction = vae.decode(z_flat if cond_flat is None else [z_flat, cond_flat])
         reconstruction = ops.reshape(reconstruction, (k, n) + tuple(reconstruction.shape[1:]))
         log_px = _log_likelihood_given_z(vae, images, reconstruction)  # (k, n)
-        kl = kl_divergence(self.z_mean, self.z_log_var)
+        prior = () if self._prior is None else self._prior
+        kl = kl_divergence(self.z_mean, self.z_log_var, *prior)
         # Sum (not mean) over examples: each example's parameters get the gradient
         # of its own negative ELBO, whatever n is.
         return ops.sum(-ops.mean(log_px, axis=0) + kl)
@@ -471,7 +542,8 @@ def optimize_posterior(
         learning_rate: Adam's learning rate, positive.
         num_samples: Draws of z per example and step.
         seed: Seed of the draws (`keras.random.SeedGenerator`).
-        init: `"encoder"` (start from q(z | x)) or `"prior"` (from N(0, I)).
+        init: `"encoder"` (start from q(z | x)) or `"prior"` (from N(0, I), or
+            from p(z | c) for a CVAE with a `prior` network).
 
     Returns:
         `(z_mean, z_log_var)`, float32 NumPy arrays of shape `(n, latent_dim)`,
@@ -484,6 +556,11 @@ def optimize_posterior(
     if init not in ("encoder", "prior"):
         raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received {init!r}")
     images, condition = _split_inputs(model, x, where)
+    if _mask_of(model, x, images) is not None:
+        raise ValueError(
+            f"{where}: a mask is not supported here (it fits q to every pixel); give "
+            "[images, condition] without the mask"
+        )
     n = images.shape[0]
     if n == 0:
         raise ValueError(f"{where}: needs at least one example; received 0")
@@ -499,9 +576,12 @@ def optimize_posterior(
             )
         z_mean = np.zeros((n, model.latent_dim), "float32")
         z_log_var = np.zeros_like(z_mean)
+    prior = _prior_of(model, condition, DEFAULT_BATCH_SIZE)
+    if init == "prior" and prior is not None:
+        z_mean, z_log_var = prior  # p(z | c) of the CVAE's prior network
     if condition is None:
         condition = np.zeros((n, 1), "float32")
-    fitter = _PerExamplePosterior(model, z_mean, z_log_var, num_samples, seed)
+    fitter = _PerExamplePosterior(model, z_mean, z_log_var, num_samples, seed, prior)
     fitter.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
     fitter.fit([images, condition], epochs=steps, batch_size=n, shuffle=False, verbose=0)
     return (

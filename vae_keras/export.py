@@ -104,6 +104,13 @@ def export_serving(model, filepath):
         z_mean, z_log_var = outputs
         return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
 
+    if conditional and (model.num_classes is None or model.prior is not None):
+        raise ValueError(
+            "export_serving: the serving endpoints take class labels and draw z from N(0, I); "
+            "a CVAE with num_classes=None or a prior network is not supported yet (use "
+            f"model.export for its mean reconstruction); received num_classes="
+            f"{model.num_classes!r} and prior={type(model.prior).__name__}"
+        )
     archive = keras.export.ExportArchive()
     archive.track(model)
 

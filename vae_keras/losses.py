@@ -26,8 +26,13 @@ _CB_TAYLOR_BELOW = 0.2
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
-def kl_divergence(z_mean, z_log_var):
-    """KL( N(z_mean, diag(exp(z_log_var))) || N(0, I) ), one value per example.
+def kl_divergence(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
+    """KL( N(z_mean, diag(exp(z_log_var))) || prior ), one value per example.
+
+    The prior is N(0, I) unless `prior_mean` and `prior_log_var` are given, in
+    which case it is the diagonal Gaussian N(prior_mean, diag(exp(prior_log_var)))
+    (a conditional prior p(z | c), Sohn et al., 2015); see `kl_per_dimension`
+    for that closed form.
 
     The closed form for a diagonal Gaussian against the standard normal prior,
     summed over the latent dimensions (Kingma & Welling, 2014, appendix B):
@@ -41,6 +46,9 @@ def kl_divergence(z_mean, z_log_var):
         z_mean: Array or tensor of shape `(batch, latent_dim)` (NumPy arrays are
             accepted).
         z_log_var: Array or tensor of the same shape: the log-variance.
+        prior_mean: Optional mean of a diagonal Gaussian prior, same shape; give
+            it together with `prior_log_var`. Without both, the prior is N(0, I).
+        prior_log_var: Optional log-variance of that prior, same shape.
 
     Returns:
         A backend tensor of shape `(batch,)`, in nats: float32 for float16,
@@ -56,20 +64,29 @@ def kl_divergence(z_mean, z_log_var):
     >>> str(float(vk.kl_divergence(np.zeros((1, 3)), np.zeros((1, 3)))[0]))
     '0.0'
     """
-    return ops.sum(kl_per_dimension(z_mean, z_log_var), axis=-1)
+    return ops.sum(kl_per_dimension(z_mean, z_log_var, prior_mean, prior_log_var), axis=-1)
 
 
-def kl_per_dimension(z_mean, z_log_var):
+def kl_per_dimension(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
     """The terms of `kl_divergence` before the sum: one KL per latent dimension.
 
     `0.5 * (exp(log_var_j) + mean_j**2 - 1 - log_var_j)` for each example and
-    latent dimension j, in nats. Averaged over a dataset it shows which
+    latent dimension j, in nats, against N(0, I). Against a diagonal Gaussian
+    prior N(m_j, exp(l_j)) it is
+
+        0.5 * (exp(log_var_j - l_j) + (mean_j - m_j)**2 * exp(-l_j) - 1 - log_var_j + l_j),
+
+    which is the first formula when `m = 0` and `l = 0` (and without the prior
+    arguments the first formula is what is computed, bit for bit as before).
+    Averaged over a dataset it shows which
     dimensions carry information (a dimension with KL near 0 is ignored by the
     encoder; see notebook 05), and it is what free bits put a floor under.
 
     Args:
         z_mean: Array or tensor of shape `(batch, latent_dim)`.
         z_log_var: Array or tensor of the same shape.
+        prior_mean: Optional prior mean, same shape (with `prior_log_var`).
+        prior_log_var: Optional prior log-variance, same shape.
 
     Returns:
         A backend tensor of shape `(batch, latent_dim)`, at least float32.
@@ -93,11 +110,36 @@ def kl_per_dimension(z_mean, z_log_var):
         raise ValueError("kl_divergence: expected tensors of shape (batch, latent_dim)")
     # float32 at least: under mixed precision the inputs may be float16 or
     # bfloat16, where exp(log_var) overflows (float16) or loses digits.
+    if (prior_mean is None) != (prior_log_var is None):
+        raise ValueError(
+            "kl_divergence: give both prior_mean and prior_log_var, or neither; received "
+            f"prior_mean={'None' if prior_mean is None else 'a tensor'} and "
+            f"prior_log_var={'None' if prior_log_var is None else 'a tensor'}"
+        )
     dtype = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
     z_mean = ops.cast(z_mean, dtype)
     z_log_var = ops.cast(z_log_var, dtype)
-    # The closed form with the sign folded in, so the prior gives +0.0, not -0.0.
-    terms = ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var
+    if prior_mean is None:
+        # The closed form with the sign folded in, so the prior gives +0.0, not -0.0.
+        terms = ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var
+        return 0.5 * terms
+    prior_mean = ops.convert_to_tensor(prior_mean)
+    prior_log_var = ops.convert_to_tensor(prior_log_var)
+    for name, tensor in (("prior_mean", prior_mean), ("prior_log_var", prior_log_var)):
+        if tuple(tensor.shape) != tuple(z_mean.shape):
+            raise ValueError(
+                f"kl_divergence: {name} must have the shape of z_mean {tuple(z_mean.shape)}; "
+                f"received {tuple(tensor.shape)}"
+            )
+    prior_mean = ops.cast(prior_mean, dtype)
+    prior_log_var = ops.cast(prior_log_var, dtype)
+    terms = (
+        ops.exp(z_log_var - prior_log_var)
+        + ops.square(z_mean - prior_mean) * ops.exp(-prior_log_var)
+        - 1.0
+        - z_log_var
+        + prior_log_var
+    )
     return 0.5 * terms
 
 

@@ -105,6 +105,19 @@ def _host_array(x):
     return isinstance(x, (np.ndarray, list))
 
 
+def _masked_reconstruction_loss(loss_fn, images, reconstruction, weight):
+    """Sum over pixels of `mask * -log p(pixel | z)`, one value per example.
+
+    The loss sums its per-element terms over every non-batch axis, so on arrays
+    of shape `(elements, 1)` it returns the per-element terms themselves.
+    """
+    per_element = loss_fn(ops.reshape(images, (-1, 1)), ops.reshape(reconstruction, (-1, 1)))
+    per_element = ops.reshape(per_element, ops.shape(images))
+    weight = ops.broadcast_to(weight, ops.shape(images))
+    axes = tuple(range(1, len(ops.shape(images))))
+    return ops.sum(per_element * weight, axis=axes)
+
+
 class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     """Shared machinery of `VAE` and `CVAE`: state, forward pass, loss, saving.
 
@@ -131,6 +144,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         likelihood="bernoulli",
         free_bits=0.0,
         sigma=1.0,
+        _prior=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -153,6 +167,10 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             )
         self.encoder = encoder
         self.decoder = decoder
+        # A CVAE's network for p(z | c); None means N(0, I). Set here, before `build`
+        # below locks the model's state (and as an attribute, not a class default,
+        # which PyTorch's module lookup would return instead of the sub-model).
+        self.prior = _prior
         self.seed = _validation.seed(seed, name)
         self.likelihood = likelihood
         self._free_bits = _validation.number(free_bits, "free_bits", name, non_negative=True)
@@ -303,7 +321,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if y is not None:
             raise ValueError(self._input_checks().no_targets_message())
         images, condition = self._unpack(x)
-        if isinstance(y_pred, dict) and set(y_pred) == {"reconstruction", "z_mean", "z_log_var"}:
+        if isinstance(y_pred, dict) and set(y_pred) == self._forward_keys():
             outputs = y_pred
         else:
             outputs = self._forward(images, condition, training=training)
@@ -311,11 +329,21 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         reconstruction = ops.cast(outputs["reconstruction"], "float32")
         z_mean = ops.cast(outputs["z_mean"], "float32")
         z_log_var = ops.cast(outputs["z_log_var"], "float32")
-        reconstruction_loss = self.reconstruction_loss_fn(images, reconstruction)
-        if self._free_bits:
-            kl_terms = kl_per_dimension(z_mean, z_log_var)
+        prior = ()
+        if "prior_mean" in outputs:  # KL(q(z | x, c) || p(z | c)), Sohn et al. (2015)
+            prior = tuple(ops.cast(outputs[k], "float32") for k in ("prior_mean", "prior_log_var"))
+        mask = self._input_checks().mask_of(x)
+        if mask is None:
+            reconstruction_loss = self.reconstruction_loss_fn(images, reconstruction)
         else:
-            kl_terms = kl_divergence(z_mean, z_log_var)
+            # Only the masked pixels' terms count; the KL term is not masked.
+            reconstruction_loss = _masked_reconstruction_loss(
+                self.reconstruction_loss_fn, images, reconstruction, ops.cast(mask, "float32")
+            )
+        if self._free_bits:
+            kl_terms = kl_per_dimension(z_mean, z_log_var, *prior)
+        else:
+            kl_terms = kl_divergence(z_mean, z_log_var, *prior)
         if sample_weight is not None:
             weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
             reconstruction_loss = reconstruction_loss * weight
@@ -353,13 +381,26 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         inputs = z if condition is None else [z, condition]
         return self.decoder(inputs, training=training)
 
+    def _prior_params(self, condition, training=None):
+        """`(prior_mean, prior_log_var)` of p(z | c) from the prior network."""
+        outputs = self.prior(condition, training=training)
+        return _submodels.check_prior_outputs(type(self).__name__, outputs, self._latent_dim)
+
+    def _forward_keys(self):
+        keys = {"reconstruction", "z_mean", "z_log_var"}
+        return keys | {"prior_mean", "prior_log_var"} if self.prior is not None else keys
+
     def _forward(self, images, condition, training=None):
-        """One encoder pass, one draw of z, one decoder pass."""
+        """One encoder pass, one draw of z, one decoder pass (and one prior pass, if any)."""
         z_mean, z_log_var = self._encode(images, condition, training=training)
         z = self.sampler([z_mean, z_log_var])
         reconstruction = self._decode(z, condition, training=training)
         _submodels.check_reconstruction(type(self).__name__, images, reconstruction)
-        return {"reconstruction": reconstruction, "z_mean": z_mean, "z_log_var": z_log_var}
+        outputs = {"reconstruction": reconstruction, "z_mean": z_mean, "z_log_var": z_log_var}
+        if self.prior is not None:
+            prior_mean, prior_log_var = self._prior_params(condition, training=training)
+            outputs.update(prior_mean=prior_mean, prior_log_var=prior_log_var)
+        return outputs
 
     def _mean_reconstruction(self, inputs, training=None):
         images, condition = self._unpack(inputs)
@@ -580,20 +621,51 @@ class VAE(_LatentVariableModel):
 
 @keras.saving.register_keras_serializable(package="vae_keras")
 class CVAE(_LatentVariableModel):
-    """A conditional VAE: the label conditions both encoder and decoder.
+    """A conditional VAE: a condition c (a class label, or any tensor) conditions both networks.
 
-    The encoder models q(z | x, y) and the decoder p(x | z, y) (Sohn, Lee & Yan,
+    The encoder models q(z | x, c) and the decoder p(x | z, c) (Sohn, Lee & Yan,
     2015, "Learning Structured Output Representation using Deep Conditional
-    Generative Models"). Both receive the label as a one-hot vector, so z is
-    free to encode what the label does not say: the style of the digit.
-    Labels are checked wherever images are (see `VAE`): class ids in
-    `[0, num_classes)`, one-hot rows `num_classes` wide, one label per image.
+    Generative Models"), so z is free to encode what c does not say: the style
+    of the digit given its class, or the hidden part of an image given the
+    visible part.
+
+    - With `num_classes` set, c is a class label: both networks receive it as
+      a one-hot vector, and labels are checked wherever images are (see `VAE`):
+      class ids in `[0, num_classes)`, one-hot rows `num_classes` wide, one
+      label per image.
+    - With `num_classes=None`, c is any array or tensor (a partial image, a
+      sensor reading, an embedding) whose per-example shape is what the
+      sub-models' condition inputs expect; it is checked like the images
+      (shape, no NaN or infinity, one condition per image) and given to the
+      networks as it is (cast to the compute dtype).
+
+    The prior is N(0, I) unless a `prior` network is given: then it is the
+    conditional prior p(z | c) = N(prior_mean(c), diag(exp(prior_log_var(c))))
+    of Sohn et al., learned with the rest; the KL term of the loss is
+    KL(q(z | x, c) || p(z | c)) in closed form (`vk.kl_divergence` with the
+    prior arguments), `generate` draws z from p(z | c), and `log_likelihood`
+    uses p(z | c) in its importance weights. Each training step runs the
+    encoder, the decoder and the prior once.
+
+    A mask, for when only some pixels are to be predicted (completing an
+    image): the inputs may be `[images, condition, mask]` wherever they are
+    `[images, condition]` (`fit`, `evaluate`, the `*_on_batch` methods, a
+    dataset's elements, `log_likelihood`), with `mask` of the images' shape
+    (or one that broadcasts to it per example, such as `(n, height, width, 1)`)
+    and values in [0, 1]. The reconstruction term then sums `mask * -log p(pixel
+    | z)`: a pixel with mask 0 is not scored. The KL term is not masked. The
+    mask does not reach the networks: give them what they may see through the
+    condition.
 
     Args:
-        encoder: A Keras model mapping `[images, one_hot_labels]` to
-            `[z_mean, z_log_var]`.
-        decoder: A Keras model mapping `[z, one_hot_labels]` to images.
-        num_classes: Number of classes, a positive integer.
+        encoder: A Keras model mapping `[images, condition]` to
+            `[z_mean, z_log_var]` (the condition one-hot for labels).
+        decoder: A Keras model mapping `[z, condition]` to images.
+        num_classes: Number of classes, a positive integer, when the condition
+            is a class label; `None` for any other condition.
+        prior: Optional Keras model mapping the condition to
+            `[prior_mean, prior_log_var]`, each `(n, latent_dim)`; `None`
+            keeps the prior N(0, I).
         beta: Weight of the KL term: a number or a schedule, as for `VAE`.
         seed: Seed of the model's `Sampling` layer.
         likelihood: `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`, as for `VAE`.
@@ -602,11 +674,13 @@ class CVAE(_LatentVariableModel):
         **kwargs: Standard `keras.Model` arguments.
 
     Call arguments:
-        inputs: `[images, labels]`, labels as integer class ids of shape `(n,)`
-            or one-hot of shape `(n, num_classes)`.
+        inputs: `[images, condition]`: labels as integer class ids of shape
+            `(n,)` or one-hot of shape `(n, num_classes)`, or any condition of
+            shape `(n, ...)` when `num_classes=None`.
 
     Returns:
-        The mean reconstruction `decoder([z_mean, one_hot_labels])`.
+        The mean reconstruction, the mean of p(x | z_mean, c): `decoder([z_mean,
+        condition])`, or its continuous Bernoulli mean (see `VAE`).
 
     Example:
 
@@ -627,6 +701,24 @@ class CVAE(_LatentVariableModel):
     >>> z_mean, _ = cvae.encode([x[:2], y[:2]])
     >>> tuple(cvae.decode([z_mean, [4, 4]]).shape)
     (2, 28, 28, 1)
+
+    Any condition, with a learned prior p(z | c) (here the condition is a
+    vector of 5 numbers):
+
+    >>> import keras
+    >>> c_in = keras.Input((5,))
+    >>> h = keras.layers.Dense(16, activation="relu")(c_in)
+    >>> prior = keras.Model(c_in, [keras.layers.Dense(2)(h), keras.layers.Dense(2)(h)])
+    >>> cvae = vk.CVAE(
+    ...     vk.build_mlp_encoder(latent_dim=2, num_classes=5),
+    ...     vk.build_mlp_decoder(latent_dim=2, num_classes=5),
+    ...     prior=prior,
+    ... )
+    >>> cvae.compile(optimizer="adam")
+    >>> c = rng.normal(size=(64, 5)).astype("float32")
+    >>> history = cvae.fit([x, c], epochs=1, batch_size=32, verbose=0)
+    >>> cvae.generate(c[:3], seed=0).shape
+    (3, 28, 28, 1)
     """
 
     _conditional = True
@@ -635,15 +727,23 @@ class CVAE(_LatentVariableModel):
         self,
         encoder,
         decoder,
-        num_classes,
+        num_classes=None,
         beta=1.0,
         seed=None,
         likelihood="bernoulli",
         free_bits=0.0,
         sigma=1.0,
+        prior=None,
         **kwargs,
     ):
-        self.num_classes = _validation.positive_int(num_classes, "num_classes", "CVAE")
+        if num_classes is not None:
+            num_classes = _validation.positive_int(num_classes, "num_classes", "CVAE")
+        self.num_classes = num_classes
+        if prior is not None and not isinstance(prior, keras.layers.Layer):
+            raise TypeError(
+                f"CVAE: prior must be a Keras model or layer (or None for N(0, I)); "
+                f"received {type(prior).__name__}"
+            )
         super().__init__(
             encoder,
             decoder,
@@ -652,28 +752,45 @@ class CVAE(_LatentVariableModel):
             likelihood=likelihood,
             free_bits=free_bits,
             sigma=sigma,
+            _prior=prior,
             **kwargs,
         )
 
     def _check_sub_models(self):
         _submodels.check_conditional_inputs(self.encoder, self.decoder, self.num_classes)
         super()._check_sub_models()
+        if self.prior is not None:
+            _submodels.check_prior("CVAE", self.prior, self.encoder, self._latent_dim)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        prior = self.prior
+        if prior is not None and not prior.built and isinstance(input_shape, (list, tuple)):
+            spec = keras.KerasTensor(input_shape[1], dtype=self.input_dtype)
+            self._prior_params(self._condition_tensor(spec))  # symbolic: builds it
+
+    def _condition_tensor(self, condition):
+        if self.num_classes is not None:
+            return one_hot(condition, self.num_classes, self.compute_dtype)
+        return ops.cast(condition, self.compute_dtype)
 
     def _unpack(self, inputs):
-        images, labels = self._input_checks().split(inputs)
-        return images, one_hot(labels, self.num_classes, self.compute_dtype)
+        images, condition = self._input_checks().split(inputs)
+        if isinstance(images, np.ndarray):  # JAX's eager steps pass NumPy batches through;
+            images = ops.convert_to_tensor(images)  # a sub-model call takes tensors only
+        return images, self._condition_tensor(condition)
 
-    def _one_hot_checked(self, labels, n=None):
-        """Host labels checked and one-hot; tensors converted as they are."""
-        if _host_array(labels):
-            labels = self._input_checks().check_labels(labels, n=n)
-        return one_hot(labels, self.num_classes, self.compute_dtype)
+    def _one_hot_checked(self, condition, n=None):
+        """Host conditions checked (labels made one-hot); tensors converted as they are."""
+        if _host_array(condition):
+            condition = self._input_checks().check_condition(condition, n=n)
+        return self._condition_tensor(condition)
 
     def encode(self, inputs, training=False):
-        """The parameters of q(z | x, y): `(z_mean, z_log_var)`.
+        """The parameters of q(z | x, c): `(z_mean, z_log_var)`.
 
         Args:
-            inputs: `[images, labels]`, as for `fit` (NumPy data is checked).
+            inputs: `[images, condition]`, as for `fit` (NumPy data is checked).
             training: Whether layers such as Dropout run in training mode.
 
         Returns:
@@ -682,11 +799,12 @@ class CVAE(_LatentVariableModel):
         return self._encode_public(inputs, training)
 
     def decode(self, inputs, training=False):
-        """The decoder's output for `[z, labels]`, in one call.
+        """The decoder's output for `[z, condition]`, in one call.
 
         Args:
-            inputs: `[z, labels]`: codes of shape `(n, latent_dim)` and class ids
-                `(n,)` or one-hot labels `(n, num_classes)`.
+            inputs: `[z, condition]`: codes of shape `(n, latent_dim)` and class ids
+                `(n,)` or one-hot labels `(n, num_classes)`, or conditions `(n, ...)`
+                when `num_classes=None`.
             training: Whether layers such as Dropout run in training mode.
 
         Returns:
@@ -698,12 +816,18 @@ class CVAE(_LatentVariableModel):
         return self._decode_public(z, self._one_hot_checked(labels, n), training)
 
     def generate(self, labels, z=None, seed=None):
-        """Decodes one image per label, with z from the prior N(0, I) unless given.
+        """Decodes one image per condition, with z from the prior unless given.
+
+        The prior is N(0, I), or p(z | c) when the model has a `prior` network:
+        `z = prior_mean(c) + exp(0.5 * prior_log_var(c)) * eps` with standard
+        normal `eps`, so the same seed gives the same `eps` under either prior.
 
         Args:
-            labels: Class ids of shape `(n,)` or one-hot labels `(n, num_classes)`.
+            labels: The conditions: class ids of shape `(n,)` or one-hot labels
+                `(n, num_classes)`, or conditions `(n, ...)` when `num_classes=None`.
             z: Optional latent codes, shape `(n, latent_dim)`, or one code of shape
-                `(latent_dim,)` shared by all labels (same style, different digit).
+                `(latent_dim,)` shared by all conditions (same style, different
+                digit); used as they are, whatever the prior.
             seed: Seed for the prior draws; with `None` they come from Keras'
                 global seed generator, which `keras.utils.set_random_seed` fixes
                 (NumPy's global random state is not touched).
@@ -713,11 +837,46 @@ class CVAE(_LatentVariableModel):
             of p(x | z, c) (for the continuous Bernoulli not the decoder's
             lambda; see `VAE.generate`).
         """
-        one_hot_labels = self._input_checks().check_labels(labels)
-        z = self._prior_samples(one_hot_labels.shape[0], z, seed)
-        condition = ops.cast(one_hot_labels, self.compute_dtype)
+        checked = self._input_checks().check_condition(labels)
+        condition = ops.cast(checked, self.compute_dtype)
+        given = z is not None
+        z = self._prior_samples(checked.shape[0], z, seed)
+        if self.prior is not None and not given:
+            prior_mean, prior_log_var = self._prior_params(condition)
+            prior_mean = ops.convert_to_numpy(ops.cast(prior_mean, "float32"))
+            prior_std = np.exp(0.5 * ops.convert_to_numpy(ops.cast(prior_log_var, "float32")))
+            z = (prior_mean + prior_std * z).astype("float32")
         decoded = self._decode_public(z, condition, False)
         return ops.convert_to_numpy(likelihood_mean(decoded, self.likelihood))
 
+    def prior_params(self, condition):
+        """`(prior_mean, prior_log_var)` of p(z | c) for conditions c, as float32 NumPy.
+
+        N(0, I) (zeros) for a model without a `prior` network.
+        """
+        checked = self._input_checks().check_condition(condition)
+        if self.prior is None:
+            if self._latent_dim is None:
+                raise ValueError(
+                    "CVAE.prior_params: latent_dim is unknown until the model has been built "
+                    "or called"
+                )
+            zeros = np.zeros((checked.shape[0], self._latent_dim), "float32")
+            return zeros, zeros.copy()
+        mean, log_var = self._prior_params(ops.cast(checked, self.compute_dtype))
+        return tuple(ops.convert_to_numpy(ops.cast(t, "float32")) for t in (mean, log_var))
+
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes}
+        config = {**super().get_config(), "num_classes": self.num_classes}
+        if self.prior is not None:
+            config["prior"] = keras.saving.serialize_keras_object(self.prior)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("prior"), dict):
+            config["prior"] = keras.saving.deserialize_keras_object(
+                config["prior"], custom_objects=custom_objects
+            )
+        return super().from_config(config, custom_objects=custom_objects)

@@ -24,7 +24,7 @@ import scenarios  # noqa: E402
 # Every batch must split evenly over the devices under JAX (an array sharded
 # over two devices needs an even batch axis), so the odd-sized scenario is
 # TensorFlow's alone.
-NAMES = ("vae", "cvae_weighted_warmup", "vae_free_bits")
+NAMES = ("vae", "cvae_weighted_warmup", "vae_free_bits", "cvae_prior_masked")
 
 
 def main(out_dir, single_device_model):

@@ -24,6 +24,7 @@ EPOCHS = 2
 
 
 def build_encoder(conditional):
+    """`conditional`: False, True (labels) or "prior" (a vector condition and a prior network)."""
     images = keras.Input(IMAGE_SHAPE, name="images")
     inputs = images
     h = layers.Flatten()(images)
@@ -51,6 +52,13 @@ def build_model(conditional, beta, free_bits=0.0):
         output_shape=IMAGE_SHAPE,
     )
     encoder = build_encoder(conditional)
+    if conditional == "prior":
+        condition = keras.Input((NUM_CLASSES,), name="condition")
+        h = layers.Dense(8, activation="tanh")(condition)
+        prior = keras.Model(
+            condition, [layers.Dense(LATENT_DIM)(h), layers.Dense(LATENT_DIM)(h)], name="prior"
+        )
+        return vk.CVAE(encoder, decoder, prior=prior, beta=beta, seed=0, free_bits=free_bits)
     if conditional:
         return vk.CVAE(
             encoder, decoder, num_classes=NUM_CLASSES, beta=beta, seed=0, free_bits=free_bits
@@ -61,7 +69,13 @@ def build_model(conditional, beta, free_bits=0.0):
 def make_data(n, conditional, weighted, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.random((n, *IMAGE_SHAPE)).astype("float32")
-    x = [images, rng.integers(0, NUM_CLASSES, size=n)] if conditional else images
+    if conditional == "prior":  # a vector condition, and a mask that scores some pixels
+        condition = rng.normal(size=(n, NUM_CLASSES)).astype("float32")
+        x = [images, condition, (rng.random((n, *IMAGE_SHAPE)) < 0.5).astype("float32")]
+    elif conditional:
+        x = [images, rng.integers(0, NUM_CLASSES, size=n)]
+    else:
+        x = images
     weights = rng.uniform(0.2, 2.0, size=n).astype("float32") if weighted else None
     return x, weights
 
@@ -87,6 +101,8 @@ SCENARIOS = {
     # The KL of each latent dimension here is 14.5 nats plus z_mean**2 / 2, so a
     # floor of 14.62 is above some dimensions' batch means and below others'.
     "vae_free_bits": (False, 150, False, None, 14.62),
+    # A CVAE with a learned prior p(z | c) and a mask (issue 17).
+    "cvae_prior_masked": ("prior", 150, False, "warmup", 0.0),
 }
 
 
