@@ -325,3 +325,29 @@ def test_a_stream_refused_at_its_first_batch_leaves_the_model_as_it_was():
         np.testing.assert_array_equal(old, new)
     assert np.isfinite(vae.predict(x[:4], verbose=0)).all()
     vae.fit(_generator(x), epochs=1, verbose=0)  # and it trains on
+
+
+def test_sample_weight_with_arrays_is_used():
+    """Keras drops `sample_weight` when there are no targets; the models keep it."""
+    x, y = bars(n=32)
+    vae = small_vae()
+    vae.compile(optimizer="adam", steps_per_execution=1)
+    plain = vae.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    weights = np.full(32, 0.01, "float32")
+    weighted = vae.evaluate(x, sample_weight=weights, batch_size=16, verbose=0, return_dict=True)
+    for key in ("reconstruction_loss", "kl_loss"):
+        np.testing.assert_allclose(weighted[key], 0.01 * plain[key], rtol=5e-3)  # fresh z draws
+    tested = vae.test_on_batch(x, sample_weight=weights, return_dict=True)
+    np.testing.assert_allclose(tested["kl_loss"], 0.01 * plain["kl_loss"], rtol=1e-3)
+    before = _weights(vae)
+    vae.fit(x, sample_weight=np.zeros(32, "float32"), batch_size=16, epochs=1, verbose=0)
+    vae.train_on_batch(x, sample_weight=np.zeros(32, "float32"))
+    for old, new in zip(before, _weights(vae)):  # zero weights: zero gradients
+        np.testing.assert_allclose(old, new, atol=1e-7)
+    cvae = small_cvae()
+    cvae.compile(optimizer="adam", steps_per_execution=1)
+    plain = cvae.evaluate([x, y], batch_size=16, verbose=0, return_dict=True)
+    weighted = cvae.evaluate(
+        [x, y], sample_weight=weights, batch_size=16, verbose=0, return_dict=True
+    )
+    np.testing.assert_allclose(weighted["kl_loss"], 0.01 * plain["kl_loss"], rtol=5e-3)

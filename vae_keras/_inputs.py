@@ -593,9 +593,22 @@ class CheckedEntryPoints:
     def _input_checks(self):
         return InputChecks.for_model(self)
 
+    def _weight_carrier(self, x, sample_weight):
+        """`y` for arrays with `sample_weight`: Keras drops the weights when `y` is None.
+
+        An empty `(n, 0)` array, which `compute_loss` recognises and ignores.
+        """
+        if sample_weight is None:
+            return None
+        images = x[0] if isinstance(x, (list, tuple)) else x
+        if not is_array(images):
+            return None
+        return np.zeros((np.shape(images)[0], 0), "float32")
+
     def fit(self, x=None, y=None, *args, **kwargs):
         checks = self._input_checks()
         checks.check_data(x, y)
+        y = self._weight_carrier(x, kwargs.get("sample_weight"))
         x = checks.wrap(x)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
@@ -605,6 +618,7 @@ class CheckedEntryPoints:
     def evaluate(self, x=None, y=None, *args, **kwargs):
         checks = self._input_checks()
         checks.check_data(x, y)
+        y = self._weight_carrier(x, kwargs.get("sample_weight"))
         with _stream_errors(self, checks):
             return super().evaluate(checks.wrap(x), y, *args, **kwargs)
 
@@ -619,13 +633,15 @@ class CheckedEntryPoints:
         if not getattr(self, "_reading_stream", False):
             super()._purge_model_variables(*args, **kwargs)
 
-    def train_on_batch(self, x, y=None, *args, **kwargs):
+    def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
         self._input_checks().check_data(x, y)
-        return super().train_on_batch(x, y, *args, **kwargs)
+        y = self._weight_carrier(x, sample_weight)
+        return super().train_on_batch(x, y, sample_weight, *args, **kwargs)
 
-    def test_on_batch(self, x, y=None, *args, **kwargs):
+    def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
         self._input_checks().check_data(x, y)
-        return super().test_on_batch(x, y, *args, **kwargs)
+        y = self._weight_carrier(x, sample_weight)
+        return super().test_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def predict_on_batch(self, x):
         self._input_checks().check_inputs(x)

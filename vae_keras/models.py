@@ -100,6 +100,12 @@ def _parse_beta(value, where):
     return None, _validation.number(value, "beta", where, non_negative=True)
 
 
+def _carries_weights_only(y):
+    """The empty `(n, 0)` targets the entry points pass so that Keras keeps sample weights."""
+    shape = static_shape(y) if hasattr(y, "shape") else None
+    return shape is not None and len(shape) == 2 and shape[-1] == 0
+
+
 def _host_array(x):
     """NumPy arrays and Python lists: data on the host that public methods check."""
     return isinstance(x, (np.ndarray, list))
@@ -318,7 +324,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         mean reconstruction from a plain `model(x)`, is ignored and the forward
         pass is run here.
         """
-        if y is not None:
+        if y is not None and not _carries_weights_only(y):
             raise ValueError(self._input_checks().no_targets_message())
         images, condition = self._unpack(x)
         if isinstance(y_pred, dict) and set(y_pred) == self._forward_keys():
