@@ -258,7 +258,7 @@ def continuous_bernoulli_mean(p, from_logits=False):
 
     >>> import numpy as np
     >>> from vae_keras import losses
-    >>> np.round(np.asarray(losses.continuous_bernoulli_mean(np.array([0.5, 0.9]))), 4).tolist()
+    >>> np.round(np.asarray(losses.continuous_bernoulli_mean(np.array([0.5, 0.9]))).astype("float64"), 4).tolist()
     [0.5, 0.6699]
     """
     p = ops.convert_to_tensor(p)
