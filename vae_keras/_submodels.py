@@ -8,20 +8,29 @@ checked on the tensors of the first call.
 from vae_keras._inputs import shapes_differ, static_shape
 
 
-def check_encoder_outputs(where, outputs):
-    """The encoder returns `[z_mean, z_log_var]` of one shape; returns them."""
+def _gaussian_pair(where, outputs, role, names, mismatch):
+    """Checks that a sub-model returns two tensors of one shape; returns the mean's shape."""
     if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
         count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
         raise ValueError(
-            f"{where}: the encoder must return exactly two tensors [z_mean, z_log_var]; "
-            f"it returns {count}"
+            f"{where}: the {role} must return exactly two tensors {names}; it returns {count}"
         )
     mean_shape, log_var_shape = static_shape(outputs[0]), static_shape(outputs[1])
     if shapes_differ(mean_shape, log_var_shape):
-        raise ValueError(
-            f"{where}: the encoder's z_mean and z_log_var have different shapes "
-            f"{mean_shape} and {log_var_shape}; they must have the same latent width"
-        )
+        extra = "; they must have the same latent width" if role == "encoder" else ""
+        raise ValueError(f"{where}: {mismatch} {mean_shape} and {log_var_shape}{extra}")
+    return mean_shape
+
+
+def check_encoder_outputs(where, outputs):
+    """The encoder returns `[z_mean, z_log_var]` of one shape; returns them."""
+    _gaussian_pair(
+        where,
+        outputs,
+        "encoder",
+        "[z_mean, z_log_var]",
+        "the encoder's z_mean and z_log_var have different shapes",
+    )
     return outputs
 
 
@@ -90,18 +99,13 @@ def check_prior(where, prior, encoder, latent_dim):
 
 def check_prior_outputs(where, outputs, latent_dim=None):
     """The prior returns `[prior_mean, prior_log_var]` of one shape; returns them."""
-    if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
-        count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
-        raise ValueError(
-            f"{where}: the prior must return exactly two tensors [prior_mean, prior_log_var]; "
-            f"it returns {count}"
-        )
-    mean_shape, log_var_shape = static_shape(outputs[0]), static_shape(outputs[1])
-    if shapes_differ(mean_shape, log_var_shape):
-        raise ValueError(
-            f"{where}: the prior's mean and log-variance have different shapes "
-            f"{mean_shape} and {log_var_shape}"
-        )
+    mean_shape = _gaussian_pair(
+        where,
+        outputs,
+        "prior",
+        "[prior_mean, prior_log_var]",
+        "the prior's mean and log-variance have different shapes",
+    )
     width = mean_shape[-1] if mean_shape else None
     if latent_dim is not None and width is not None and width != latent_dim:
         raise ValueError(
