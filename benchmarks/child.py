@@ -23,10 +23,11 @@ requests.
 import json
 import os
 import pathlib
-import select
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -139,8 +140,21 @@ class Worker:
             text=True,
             bufsize=1,
         )
+        # A thread reads the answers into a queue: `select` on the pipe would miss a
+        # line already sitting in the reader's buffer when two arrive together.
+        self._lines = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self._process.stdout:
+            if line.startswith(MARKER):
+                self._lines.put(line)
+        self._lines.put(None)  # end of output
 
     def stderr_tail(self, lines=STDERR_TAIL_LINES):
+        if self._stderr.closed:
+            return ""
         self._stderr.seek(0)
         return _tail(self._stderr.read(), lines)
 
@@ -153,25 +167,21 @@ class Worker:
 
     def receive(self, timeout):
         """Waits up to `timeout` s for the next answer line; raises `WorkerError`."""
-        deadline = time.monotonic() + timeout
-        stdout = self._process.stdout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.close(kill=True)
-                raise WorkerError(f"{self.name}: no answer in {timeout} s\n{self.stderr_tail()}")
-            ready, _, _ = select.select([stdout], [], [], left)
-            if not ready:
-                continue
-            line = stdout.readline()
-            if not line:
-                code = self._process.wait()
-                raise WorkerError(f"{self.name}: exited ({code})\n{self.stderr_tail()}")
-            if line.startswith(MARKER):
-                answer = json.loads(line[len(MARKER) :])
-                if isinstance(answer, dict) and "error" in answer:
-                    raise WorkerError(f"{self.name}: {answer['error']}\n{self.stderr_tail()}")
-                return answer
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.close(kill=True)
+            raise WorkerError(
+                f"{self.name}: no answer in {timeout} s\n{self.stderr_tail()}"
+            ) from None
+        if line is None:
+            self._lines.put(None)
+            code = self._process.wait()
+            raise WorkerError(f"{self.name}: exited ({code})\n{self.stderr_tail()}")
+        answer = json.loads(line[len(MARKER) :])
+        if isinstance(answer, dict) and "error" in answer:
+            raise WorkerError(f"{self.name}: {answer['error']}\n{self.stderr_tail()}")
+        return answer
 
     def request(self, request, timeout=600):
         self.send(request)
@@ -202,6 +212,34 @@ def requests(stream=None):
         if request.get("cmd") == "quit":
             return
         yield request
+
+
+class EpochGate:
+    """In a worker: the parent starts each epoch of a running training loop.
+
+    `begin()` (call it where an epoch begins, e.g. from a callback) answers
+    `{"ready": true}`, waits for the request `{"cmd": "epoch"}` and starts the
+    clock; `end()` answers `{"epoch_s": ...}`. The training loop itself (Keras'
+    `fit`, Pythae's trainer) runs all its epochs in one call, as a user runs it.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdin
+        self.times = []
+        self._start = None
+
+    def begin(self):
+        reply({"ready": True})
+        line = self.stream.readline()
+        request = json.loads(line) if line.strip() else {}
+        if request.get("cmd") != "epoch":
+            raise RuntimeError(f"expected an 'epoch' request; received {line!r}")
+        self._start = time.perf_counter()
+
+    def end(self, **info):
+        seconds = time.perf_counter() - self._start
+        self.times.append(seconds)
+        reply({"epoch_s": seconds, **info})
 
 
 def serve(handlers, stream=None):

@@ -208,39 +208,72 @@ def _ram_gib():
 
 
 def _version(module):
+    """The installed version of a distribution, without importing it."""
+    from importlib import metadata
+
     try:
-        return __import__(module).__version__
-    except Exception:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
         return "not installed"
 
 
-def machine_info():
-    import keras
-
+def load_average():
+    """`uptime`'s three load averages as one string, or "n/a"."""
     try:
-        load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+        return "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     except OSError:
-        load = "n/a"
-    gpus = []
-    try:
-        import tensorflow as tf
+        return "n/a"
 
-        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    except Exception:
-        pass
+
+def gpu_description():
+    """What `nvidia-smi` reports: GPU names and memory, or why there is nothing to report.
+
+    "none (no nvidia-smi)" on a machine without NVIDIA's driver tools; the
+    benchmarks never write a GPU line that the machine did not report.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return "none (no nvidia-smi)"
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"nvidia-smi failed ({type(error).__name__})"
+    names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0:
+        return f"nvidia-smi failed (exit {done.returncode})"
+    return "; ".join(names) if names else "none (nvidia-smi lists no GPU)"
+
+
+def machine_info():
+    """The machine and the installed software; imports no framework."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    backend = (
+        keras.backend.backend()
+        if keras is not None
+        else os.environ.get("KERAS_BACKEND", "tensorflow")
+    )
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "ram_gib": round(_ram_gib(), 1),
-        "load_average_at_start": load,
-        "gpu": ", ".join(gpus) if gpus else "none",
+        "load_average_at_start": load_average(),
+        "gpu": gpu_description(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "keras": keras.__version__,
+        "keras": _version("keras"),
         "tensorflow": _version("tensorflow"),
         "jax": _version("jax"),
         "torch": _version("torch"),
         "numpy": np.__version__,
-        "backend": keras.backend.backend(),
+        "backend": backend,
         "vae_keras": _version("vae_keras"),
     }

@@ -1,4 +1,9 @@
-"""Renders the results dict of `benchmarks.run` as Markdown."""
+"""The benchmarks' Markdown: tables, the machine block, and `benchmarks.run`'s report.
+
+`table` and `machine_block` are shared by every benchmark command
+(`run`, `backends`, `scaling`, `peers`); `render` writes `benchmarks.run`'s
+results.
+"""
 
 import statistics
 
@@ -26,10 +31,51 @@ def _settings(s):
     return f"spe={s['steps_per_execution']}, jit={'on' if s['jit_compile'] else 'off'}"
 
 
-def _table(header, rows):
+def table(header, rows):
+    """A Markdown table from a header and rows of cells (any values, shown with `str`)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def machine_block(m, load_at_end=None):
+    """The machine and software of a run, as two tables and a GPU line.
+
+    `m` is `common.machine_info()`. The GPU line says what `nvidia-smi`
+    reported when the run started ("none (no nvidia-smi)" on a machine without
+    it). `load_at_end`: the load average when the run ended, beside the one at
+    its start, since the cores may be shared with other jobs.
+    """
+    load = m.get("load_average_at_start", "?")
+    if load_at_end is not None:
+        load = f"{load} at start, {load_at_end} at the end"
+    return "\n".join(
+        [
+            "## Machine and software",
+            "",
+            table(
+                ["CPU", "cores", "RAM", "GPU", "load average (1, 5, 15 min)"],
+                [[m["cpu"], m["cores"], f"{m['ram_gib']} GiB", m["gpu"], load]],
+            ),
+            "",
+            table(
+                ["Python", "Keras", "TensorFlow", "JAX", "PyTorch", "NumPy", "vae_keras"],
+                [
+                    [
+                        m["python"],
+                        m["keras"],
+                        m["tensorflow"],
+                        m["jax"],
+                        m["torch"],
+                        m["numpy"],
+                        m.get("vae_keras", "?"),
+                    ]
+                ],
+            ),
+            "",
+            f"GPU: **{m['gpu']}** (as `nvidia-smi` reported it when the run started).",
+        ]
+    )
 
 
 def _meta_line(section):
@@ -62,7 +108,7 @@ def _speed_tables(section, ratio_title):
             f"**{block['dataset']}, {ARCH_TITLES[block['arch']]}** "
             f"({block['rows'][0]['parameters']:,} parameters; {block['rounds']} timed epochs each "
             "after 1 warm-up epoch)\n\n"
-            + _table(
+            + table(
                 [
                     "Variant",
                     "compile settings",
@@ -114,7 +160,7 @@ def _memory(section):
                 f"{r['dataset']}, {r['steps']} steps",
             ]
         )
-    return _table(
+    return table(
         [
             "Architecture",
             "model",
@@ -141,6 +187,19 @@ def _neg_ll(r):
     )
 
 
+LIKELIHOOD_NOTES = {
+    "bernoulli": "Bernoulli on grey levels: a cross-entropy, not a normalized density",
+    "continuous_bernoulli": "continuous Bernoulli: a density on [0, 1]",
+    "gaussian": "Gaussian: a density",
+}
+
+
+def _likelihood(r):
+    """Which likelihood the row's -ELBO and -L_K use (rows from before this column: Bernoulli)."""
+    name = r.get("likelihood", "bernoulli")
+    return LIKELIHOOD_NOTES.get(name, name)
+
+
 def _quality(section):
     parts = []
     for block in section["results"]:
@@ -148,6 +207,7 @@ def _quality(section):
             [
                 r["model"],
                 f"{r['parameters']:,}",
+                _likelihood(r),
                 _settings(r["settings"]),
                 _f(r["train_wall_s"], 1),
                 _f(r["first_epoch_s"]),
@@ -161,10 +221,11 @@ def _quality(section):
         ]
         parts.append(
             f"**{block['dataset']}, {block['epochs']} epochs**\n\n"
-            + _table(
+            + table(
                 [
                     "Model",
                     "parameters",
+                    "likelihood p(x | z) (pixels are grey levels in [0, 1])",
                     "compile settings",
                     "wall time to get there (s)",
                     "first epoch (s)",
@@ -211,7 +272,7 @@ def _notebooks(section):
         "quick settings, VAE_KERAS_QUICK=1 (s)" if m == "quick" else "full settings (s)"
         for m in modes
     ]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def render(results):
@@ -223,32 +284,11 @@ def render(results):
         f"Last written by `{results.get('command', 'python -m benchmarks.run')}`; each section "
         "says which run produced it (see `benchmarks/README.md` for what is measured and how).",
         "",
-        "## Machine and software",
+        machine_block(m),
         "",
-        _table(
-            ["CPU", "cores", "RAM", "GPU", "load average at start"],
-            [[m["cpu"], m["cores"], f"{m['ram_gib']} GiB", m["gpu"], m["load_average_at_start"]]],
-        ),
-        "",
-        _table(
-            ["Python", "Keras", "TensorFlow", "JAX", "PyTorch", "NumPy", "backend"],
-            [
-                [
-                    m["python"],
-                    m["keras"],
-                    m["tensorflow"],
-                    m["jax"],
-                    m["torch"],
-                    m["numpy"],
-                    m["backend"],
-                ]
-            ],
-        ),
-        "",
-        "The CPU cores are shared with other jobs, so absolute times are noisy; the ratios "
-        "come from runs interleaved epoch by epoch in one process.",
-        "",
-        "GPU: **not measured (no GPU lent)**.",
+        f"Backend of this run: {m['backend']}. The CPU cores are shared with other jobs, so "
+        "absolute times are noisy; the ratios come from runs interleaved epoch by epoch in one "
+        "process.",
     ]
     if results.get("datasets"):
         out += ["", "Data:", ""]
