@@ -24,6 +24,7 @@ and the number validators (`_validation.py`).
 """
 
 import contextlib
+import math
 import threading
 
 import keras
@@ -111,6 +112,13 @@ def _host_array(x):
     return isinstance(x, (np.ndarray, list))
 
 
+def _tile(x, k):
+    """`k` copies of a batch stacked along the batch axis: rows `[x_1..x_n, x_1..x_n, ...]`."""
+    if x is None or k == 1:
+        return x
+    return ops.tile(x, (k,) + (1,) * (len(ops.shape(x)) - 1))
+
+
 def _masked_reconstruction_loss(loss_fn, images, reconstruction, weight):
     """Sum over pixels of `mask * -log p(pixel | z)`, one value per example.
 
@@ -122,6 +130,31 @@ def _masked_reconstruction_loss(loss_fn, images, reconstruction, weight):
     weight = ops.broadcast_to(weight, ops.shape(images))
     axes = tuple(range(1, len(ops.shape(images))))
     return ops.sum(per_element * weight, axis=axes)
+
+
+def _log_prior_ratio(z_mean, z_log_var, epsilon, prior_mean=None, prior_log_var=None):
+    """`log p(z) - log q(z | x)` per row for `z = z_mean + exp(z_log_var / 2) * epsilon`.
+
+    `log q(z | x) = -1/2 sum_j (log 2 pi + z_log_var_j + epsilon_j^2)`, and
+    `log p(z) = -1/2 sum_j (log 2 pi + z_j^2)` for N(0, I) or, for p(z | c) =
+    N(m, diag(exp(s))), `-1/2 sum_j (log 2 pi + s_j + (z_j - m_j)^2 exp(-s_j))`;
+    the `log 2 pi` terms cancel. In float32.
+    """
+    z_mean, z_log_var, epsilon = (ops.cast(t, "float32") for t in (z_mean, z_log_var, epsilon))
+    z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
+    if prior_mean is None:
+        log_p = ops.square(z)
+    else:
+        prior_log_var = ops.cast(prior_log_var, "float32")
+        log_p = prior_log_var + ops.square(z - ops.cast(prior_mean, "float32")) * ops.exp(
+            -prior_log_var
+        )
+    return -0.5 * ops.sum(log_p - z_log_var - ops.square(epsilon), axis=-1)
+
+
+def _log_mean_exp(values):
+    """`log (1/k) sum_i exp(values_i)` over axis 0, stable for any magnitude."""
+    return ops.logsumexp(values, axis=0) - math.log(values.shape[0])
 
 
 class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
@@ -150,6 +183,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         likelihood="bernoulli",
         free_bits=0.0,
         sigma=1.0,
+        importance_samples=1,
         _prior=None,
         **kwargs,
     ):
@@ -180,6 +214,10 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self.seed = _validation.seed(seed, name)
         self.likelihood = likelihood
         self._free_bits = _validation.number(free_bits, "free_bits", name, non_negative=True)
+        self.importance_samples = _validation.positive_int(
+            importance_samples, "importance_samples", name
+        )
+        self._check_importance_settings(beta_schedule, beta_number, self._free_bits)
         self._latent_dim = _submodels.functional_latent_dim(encoder, decoder)
         self.sampler = Sampling(seed=seed, name="sampling")
         self.reconstruction_loss_fn = VAELoss(likelihood=likelihood, sigma=sigma, reduction=None)
@@ -237,6 +275,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     @beta.setter
     def beta(self, value):
         schedule, number = _parse_beta(value, type(self).__name__)
+        self._check_importance_settings(schedule, number, self._free_bits)
         if schedule is None:
             self._assign_state(self._beta_variable, number)
         if schedule is not None or self._beta_schedule is not None:
@@ -251,6 +290,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     @free_bits.setter
     def free_bits(self, value):
         value = _validation.number(value, "free_bits", type(self).__name__, non_negative=True)
+        self._check_importance_settings(None, None, value)
         if value != self._free_bits:
             self._free_bits = value
             self._rebuild_step_functions()
@@ -263,6 +303,26 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         saved config always agree.
         """
         return float(self.reconstruction_loss_fn.sigma)
+
+    def _check_importance_settings(self, beta_schedule, beta_number, free_bits):
+        """The IWAE bound has no separate KL term: beta stays 1 and free bits 0."""
+        if self.importance_samples == 1:
+            return
+        name = type(self).__name__
+        where = (
+            f"{name}: with importance_samples={self.importance_samples} the loss is the IWAE bound"
+        )
+        if beta_schedule is not None or (beta_number is not None and beta_number != 1.0):
+            shown = beta_schedule if beta_schedule is not None else beta_number
+            raise ValueError(
+                f"{where}, which has no KL term for beta to weight; beta must be 1; "
+                f"received beta={shown!r}"
+            )
+        if free_bits:
+            raise ValueError(
+                f"{where}, which has no per-dimension KL term for free bits to floor; free_bits "
+                f"must be 0; received free_bits={free_bits!r}"
+            )
 
     def _current_beta(self):
         if self._beta_schedule is None:
@@ -339,13 +399,20 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if "prior_mean" in outputs:  # KL(q(z | x, c) || p(z | c)), Sohn et al. (2015)
             prior = tuple(ops.cast(outputs[k], "float32") for k in ("prior_mean", "prior_log_var"))
         mask = self._input_checks().mask_of(x)
-        if mask is None:
-            reconstruction_loss = self.reconstruction_loss_fn(images, reconstruction)
-        else:
-            # Only the masked pixels' terms count; the KL term is not masked.
-            reconstruction_loss = _masked_reconstruction_loss(
-                self.reconstruction_loss_fn, images, reconstruction, ops.cast(mask, "float32")
+        k = self.importance_samples
+        reconstruction_loss = self._negative_log_px(
+            _tile(images, k), reconstruction, _tile(mask, k)
+        )
+        if k > 1:
+            log_p_minus_log_q = _log_prior_ratio(
+                _tile(z_mean, k),
+                _tile(z_log_var, k),
+                outputs["epsilon"],
+                *map(_tile, prior, (k, k)),
             )
+            bound = _log_mean_exp(ops.reshape(log_p_minus_log_q - reconstruction_loss, (k, -1)))
+            # the ELBO's reconstruction term, estimated with the k draws, for the metric
+            reconstruction_loss = ops.mean(ops.reshape(reconstruction_loss, (k, -1)), axis=0)
         if self._free_bits:
             kl_terms = kl_per_dimension(z_mean, z_log_var, *prior)
         else:
@@ -354,6 +421,8 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
             reconstruction_loss = reconstruction_loss * weight
             kl_terms = kl_terms * (weight if self._free_bits == 0 else weight[:, None])
+            if k > 1:
+                bound = bound * weight
         reconstruction_loss = ops.mean(reconstruction_loss)
         batch_size = ops.shape(images)[0]
         if self._free_bits:
@@ -365,13 +434,25 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         beta = self._current_beta()
         if training:
             self.training_steps.assign_add(1)
-        total = reconstruction_loss + beta * kl_term
+        if k > 1:
+            total = -ops.mean(bound)  # -L_k (beta is 1 and free bits 0 here)
+        else:
+            total = reconstruction_loss + beta * kl_term
         for extra in self.losses:  # e.g. weight regularizers of the sub-models
             total = total + ops.cast(extra, total.dtype)
         self.reconstruction_loss_tracker.update_state(reconstruction_loss, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
         self.beta_tracker.update_state(beta)
         return _distribution.scale_for_replicas(total, batch_size)
+
+    def _negative_log_px(self, images, reconstruction, mask):
+        """-log p(x | z) per row (up to the Gaussian's constant); only masked pixels with a mask."""
+        if mask is None:
+            return self.reconstruction_loss_fn(images, reconstruction)
+        # Only the masked pixels' terms count; the KL term is not masked.
+        return _masked_reconstruction_loss(
+            self.reconstruction_loss_fn, images, reconstruction, ops.cast(mask, "float32")
+        )
 
     # ------------------------------------------------------- forward pass
     def _encode(self, images, condition, training=None):
@@ -394,15 +475,36 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
 
     def _forward_keys(self):
         keys = {"reconstruction", "z_mean", "z_log_var"}
+        if self.importance_samples > 1:
+            keys = keys | {"epsilon"}
         return keys | {"prior_mean", "prior_log_var"} if self.prior is not None else keys
 
     def _forward(self, images, condition, training=None):
-        """One encoder pass, one draw of z, one decoder pass (and one prior pass, if any)."""
+        """One encoder pass, one draw of z, one decoder pass (and one prior pass, if any).
+
+        With `importance_samples=k > 1`: k draws per example and one decoder
+        pass over the k * batch codes; the reconstruction then has k * batch rows
+        (draw-major: row `i * batch + j` is draw i of example j) and the draws'
+        `epsilon` is returned with it.
+        """
         z_mean, z_log_var = self._encode(images, condition, training=training)
-        z = self.sampler([z_mean, z_log_var])
-        reconstruction = self._decode(z, condition, training=training)
+        outputs = {"z_mean": z_mean, "z_log_var": z_log_var}
+        k = self.importance_samples
+        if k == 1:
+            z = self.sampler([z_mean, z_log_var])
+        else:
+            # k draws per example, decoded in one call on the k * batch codes; the
+            # draws are kept, since the IWAE bound scores each of them under q and p.
+            mean, log_var = _tile(z_mean, k), _tile(z_log_var, k)
+            epsilon = keras.random.normal(
+                ops.shape(mean), dtype="float32", seed=self.sampler.seed_generator
+            )
+            outputs["epsilon"] = epsilon
+            z = ops.cast(mean, "float32") + ops.exp(0.5 * ops.cast(log_var, "float32")) * epsilon
+            z = ops.cast(z, self.compute_dtype)
+        reconstruction = self._decode(z, _tile(condition, k), training=training)
         _submodels.check_reconstruction(type(self).__name__, images, reconstruction)
-        outputs = {"reconstruction": reconstruction, "z_mean": z_mean, "z_log_var": z_log_var}
+        outputs["reconstruction"] = reconstruction
         if self.prior is not None:
             prior_mean, prior_log_var = self._prior_params(condition, training=training)
             outputs.update(prior_mean=prior_mean, prior_log_var=prior_log_var)
@@ -490,6 +592,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             "likelihood": self.likelihood,
             "free_bits": self._free_bits,
             "sigma": self.sigma,
+            "importance_samples": self.importance_samples,
         }
 
     @classmethod
@@ -542,6 +645,19 @@ class VAE(_LatentVariableModel):
         sigma: Standard deviation of the Gaussian likelihood N(x_hat, sigma^2 I),
             positive; used by the loss and by `log_likelihood`, and saved with
             the model. Only for `likelihood="gaussian"`.
+        importance_samples: k, the number of draws of z per image in each
+            training step. 1 (the default) trains on the ELBO as described
+            above. With k > 1 the model trains on the importance-weighted bound
+            of Burda, Grosse & Salakhutdinov (2016, "Importance Weighted
+            Autoencoders"), `L_k = E[log (1/k) sum_i p(x, z_i) / q(z_i | x)]`,
+            which is at least the ELBO and tightens with k: one encoder pass,
+            then one decoder pass over the k * batch codes. The reported `loss`
+            is then the estimate of `-L_k` (beta must stay 1 and free bits 0),
+            and it is not `reconstruction_loss + kl_loss`: those two still
+            report the ELBO's terms, the reconstruction term averaged over the
+            k draws and the KL term in closed form, so their sum minus `loss`
+            is how much tighter the bound is. As for the ELBO, the Gaussian
+            likelihood's constant `0.5 log(2 pi sigma^2)` per pixel is left out.
         **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -677,6 +793,8 @@ class CVAE(_LatentVariableModel):
         likelihood: `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`, as for `VAE`.
         free_bits: Per-dimension KL floor in nats, as for `VAE`.
         sigma: Standard deviation of the Gaussian likelihood, as for `VAE`.
+        importance_samples: k > 1 trains on the importance-weighted bound L_k
+            (of log p(x | c) here), as for `VAE`; 1 (the default) on the ELBO.
         **kwargs: Standard `keras.Model` arguments.
 
     Call arguments:
@@ -740,6 +858,7 @@ class CVAE(_LatentVariableModel):
         free_bits=0.0,
         sigma=1.0,
         prior=None,
+        importance_samples=1,
         **kwargs,
     ):
         if num_classes is not None:
@@ -758,6 +877,7 @@ class CVAE(_LatentVariableModel):
             likelihood=likelihood,
             free_bits=free_bits,
             sigma=sigma,
+            importance_samples=importance_samples,
             _prior=prior,
             **kwargs,
         )
