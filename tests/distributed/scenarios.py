@@ -133,7 +133,14 @@ def train(name, context, initial_weights=None, **compile_kwargs):
             callbacks=[logs],
         )
         steps_per_execution = int(model.steps_per_execution)
+        # The trackers' own result: under MirroredStrategy their variables are summed
+        # over the replicas when read here, outside a replica's step.
+        tracked = {
+            tracker.name: float(np.asarray(keras.ops.convert_to_numpy(tracker.result())))
+            for tracker in (model.reconstruction_loss_tracker, model.kl_loss_tracker)
+        }
     return {
+        "tracked": tracked,
         "initial_weights": [w.tolist() for w in start],
         "weights": [np.asarray(w).tolist() for w in model.get_weights()],
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
