@@ -22,9 +22,10 @@ ELBO after the timed epochs shows whether a policy changed what was learned.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from benchmarks import child
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -107,37 +108,49 @@ def worker(args):
             data, arch, variants, rounds, log=lambda m: print(m, file=sys.stderr, flush=True)
         )
         results.append({"arch": arch, "rows": rows})
-    print(
-        json.dumps(
-            {
-                "backend": backend,
-                "dataset": data["title"],
-                "keras": keras.__version__,
-                "results": results,
-            }
-        )
+    child.reply(
+        {
+            "backend": backend,
+            "dataset": data["title"],
+            "keras": keras.__version__,
+            "results": results,
+        }
     )
 
 
-def _table(report):
-    lines = [
-        "| backend | architecture | variant | compile settings | median s/epoch | "
-        "ratio to minimal (median over rounds, range) | ratio of medians | "
-        "held-out -ELBO |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for entry in report:
+def _table(report_rows):
+    from benchmarks import report
+
+    rows = []
+    for entry in report_rows:
         for arch in entry["results"]:
             for row in arch["rows"]:
                 s = row["settings"]
-                lines.append(
-                    f"| {entry['backend']} | {arch['arch']} | {row['variant']} | "
-                    f"spe={s['steps_per_execution']}, jit={s['jit_compile']} | "
-                    f"{row['median_epoch_s']:.2f} | {row['ratio']:.2f} "
-                    f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) | "
-                    f"{row['ratio_of_medians']:.2f} | {row['heldout_neg_elbo']:.2f} |"
+                rows.append(
+                    [
+                        entry["backend"],
+                        arch["arch"],
+                        row["variant"],
+                        f"spe={s['steps_per_execution']}, jit={s['jit_compile']}",
+                        f"{row['median_epoch_s']:.2f}",
+                        f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
+                        f"{row['ratio_of_medians']:.2f}",
+                        f"{row['heldout_neg_elbo']:.2f}",
+                    ]
                 )
-    return "\n".join(lines)
+    return report.table(
+        [
+            "backend",
+            "architecture",
+            "variant",
+            "compile settings",
+            "median s/epoch",
+            "ratio to minimal (median over rounds, range)",
+            "ratio of medians",
+            "held-out -ELBO",
+        ],
+        rows,
+    )
 
 
 def main(argv=None):
@@ -150,50 +163,49 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--archs", default="mlp,conv")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per backend")
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
     if args.quick:
         args.n_train, args.rounds, args.archs = 1024, 1, "mlp"
-    from benchmarks import common
+    from benchmarks import common, report
 
-    report, start = [], time.perf_counter()
+    machine = common.machine_info()
+    results, errors, start = [], [], time.perf_counter()
     for backend in args.backends.split(","):
         if backend not in BACKENDS:
             raise SystemExit(f"unknown backend {backend!r}; expected some of {BACKENDS}")
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
         command = [sys.executable, "-m", "benchmarks.backends", "--worker"]
         command += ["--dataset", args.dataset, "--n-train", str(args.n_train)]
         command += ["--rounds", str(args.rounds), "--archs", args.archs]
         print(f"backend {backend} ...", flush=True)
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.stderr.write(done.stderr[-4000:])
-            raise SystemExit(f"the {backend} worker failed (exit {done.returncode})")
-        report.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    try:
-        load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "n/a"
-    machine = common.machine_info()
+        answer = child.run_json(
+            command, env=child.backend_env(backend), timeout=args.timeout, what=backend
+        )
+        if "error" in answer:
+            sys.stderr.write(answer.get("stderr_tail", "") + "\n")
+            errors.append(answer["error"])
+            continue
+        results.append(answer)
     header = (
         "# Speed per backend and mixed precision\n\n"
         f"Command: `python -m benchmarks.backends{' --quick' if args.quick else ''}`; "
-        f"data: {report[0]['dataset'] if report else '-'}; batch size 128; "
-        f"{args.rounds} timed round(s) after one warm-up epoch; Keras "
-        f"{report[0]['keras'] if report else '-'}; wall time {time.perf_counter() - start:.0f} s; "
-        f"load average at the end {load}.\n"
+        f"data: {results[0]['dataset'] if results else '-'}; batch size 128; "
+        f"{args.rounds} timed round(s) after one warm-up epoch; "
+        f"wall time {time.perf_counter() - start:.0f} s.\n\n"
+        + report.machine_block(machine, load_at_end=common.load_average())
+        + "\n"
     )
-    header += (
-        f"\nMachine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB, "
-        f"GPU: {machine['gpu']}; Python {machine['python']}.\n"
-    )
-    text = header + "\n" + _table(report) + "\n"
+    header += "".join(f"\n**Error**: {error}\n" for error in errors)
+    text = header + "\n" + _table(results) + "\n"
     with open(args.out, "w") as handle:
         handle.write(text)
     with open(os.path.splitext(args.out)[0] + ".json", "w") as handle:
-        json.dump(report, handle, indent=1)
+        json.dump(results, handle, indent=1)
     print(text)
+    if errors:
+        raise SystemExit(f"{len(errors)} backend(s) failed: {'; '.join(errors)}")
 
 
 if __name__ == "__main__":

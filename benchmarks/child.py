@@ -219,7 +219,8 @@ class EpochGate:
 
     `begin()` (call it where an epoch begins, e.g. from a callback) answers
     `{"ready": true}`, waits for the request `{"cmd": "epoch"}` and starts the
-    clock; `end()` answers `{"epoch_s": ...}`. The training loop itself (Keras'
+    clocks; `end()` answers `{"epoch_s": ..., "cpu_s": ...}` (wall time, and the
+    CPU time of all the process' threads). The training loop itself (Keras'
     `fit`, Pythae's trainer) runs all its epochs in one call, as a user runs it.
     """
 
@@ -235,11 +236,13 @@ class EpochGate:
         if request.get("cmd") != "epoch":
             raise RuntimeError(f"expected an 'epoch' request; received {line!r}")
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def end(self, **info):
         seconds = time.perf_counter() - self._start
         self.times.append(seconds)
-        reply({"epoch_s": seconds, **info})
+        # CPU time of all the process' threads: less sensitive to other jobs than wall time
+        reply({"epoch_s": seconds, "cpu_s": time.process_time() - self._cpu_start, **info})
 
 
 def serve(handlers, stream=None):

@@ -2,15 +2,17 @@
 
 `python -m benchmarks.memprobe --arch mlp --model vae_keras` loads the data,
 builds and compiles the model, then trains `--steps` batches while a thread
-samples the resident set size every 5 ms; it prints one JSON line. Each probe
+samples the resident set size every 5 ms; it prints one JSON answer line
+(`benchmarks.child.reply`). Each probe
 runs in its own process so that no model inherits another's allocations.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
+
+from benchmarks import child
 
 
 def main(argv=None):
@@ -51,27 +53,24 @@ def main(argv=None):
         "process_max_rss_mib": common.max_rss_bytes() / 2**20,
         "fit_s": time.perf_counter() - begin,
     }
-    sys.stdout.write("MEMPROBE " + json.dumps(result) + "\n")
+    child.reply(result)
 
 
 def probe(arch, model, dataset, n_train=None, steps=64, local_only=False, timeout=900):
-    """Runs one probe in a subprocess and returns its dict (or an error dict)."""
-    import subprocess
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """Runs one probe in a fresh process; returns its dict (or an error dict)."""
     cmd = [sys.executable, "-m", "benchmarks.memprobe", "--arch", arch, "--model", model]
     cmd += ["--dataset", dataset, "--steps", str(steps)]
     if n_train is not None:
         cmd += ["--n-train", str(n_train)]
     if local_only:
         cmd.append("--local-only")
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(cmd, cwd=here, env=env, capture_output=True, text=True, timeout=timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith("MEMPROBE "):
-            return json.loads(line[len("MEMPROBE ") :])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return {"arch": arch, "model": model, "error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+    result = child.run_json(
+        cmd, env=child.backend_env("tensorflow"), timeout=timeout, what=f"memprobe {arch} {model}"
+    )
+    if "error" in result:
+        tail = " | ".join(result.get("stderr_tail", "").splitlines()[-3:])
+        return {"arch": arch, "model": model, "error": f"{result['error']}: {tail}"}
+    return result
 
 
 if __name__ == "__main__":

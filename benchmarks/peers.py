@@ -327,13 +327,14 @@ class Run:
             if name != "pythae":
                 request["variant"] = name.split("/")[0]
             rows[name] = worker.request(request, timeout=600)  # Pythae first: it writes `initial`
-            rows[name].update(epoch_s=[])
+            rows[name].update(epoch_s=[], cpu_s=[])
         for worker in self.workers.values():
             worker.request({"cmd": "train", "epochs": 1 + rounds, "seed": SEED}, timeout=600)
         for r in range(1 + rounds):
             for name, worker in self.workers.items():
                 answer = worker.request({"cmd": "epoch"}, timeout=1200)
                 rows[name]["epoch_s"].append(answer["epoch_s"])
+                rows[name]["cpu_s"].append(answer["cpu_s"])
                 worker.receive(timeout=600)  # ready for the next epoch, or done training
             label = "warm-up" if r == 0 else f"round {r}/{rounds}"
             log(
@@ -392,8 +393,10 @@ class Run:
                 summary["ratio_to_minimal"] = _ratios(
                     timed, rows[f"minimal/{backend}"]["epoch_s"][1:]
                 )
-            summary.update({k: v for k, v in row.items() if k not in ("epoch_s",)})
+            summary.update({k: v for k, v in row.items() if k not in ("epoch_s", "cpu_s")})
             summary["epoch_s"] = timed
+            summary["cpu_s"] = row["cpu_s"][1:]
+            summary["median_cpu_s"] = statistics.median(row["cpu_s"][1:])
             if "ll_s" in row and "ll_s" in rows["pythae"]:
                 summary["ll_time_ratio_to_pythae"] = row["ll_s"] / rows["pythae"]["ll_s"]
             out.append(summary)
@@ -429,7 +432,8 @@ def render(results):
         f"Adam 1e-3, batch 128; every model starts from Pythae's initial weights and trains "
         f"1 warm-up epoch, then the models take turns, one epoch each, for the rounds below "
         f"(`benchmarks/peers.py`). Ratios are medians over rounds of the per-round ratio "
-        "(range in brackets); below 1 is faster. *Minimal Keras model*: one forward pass in "
+        "(range in brackets); below 1 is faster. *CPU s/epoch*: the median CPU time of all the "
+        "process' threads during an epoch (spin-waiting threads included). *Minimal Keras model*: one forward pass in "
         "`call`, the negative ELBO by hand, with vk.VAE's compile settings "
         "(`benchmarks/backends.py`). The held-out -ELBO (one z sample per image) is after the "
         "same epochs. -log p(x): importance-sampled, on the weights **Pythae** trained, moved "
@@ -465,6 +469,7 @@ def render(results):
                     spe,
                     f"{row['median_epoch_s']:.2f} ({row['epoch_s_range'][0]:.2f}-"
                     f"{row['epoch_s_range'][1]:.2f})",
+                    f"{row['median_cpu_s']:.2f}",
                     "1"
                     if row["library"] == "pythae"
                     else f"**{ratio_p[0]:.2f}** ({ratio_p[1]:.2f}-{ratio_p[2]:.2f})",
@@ -490,6 +495,7 @@ def render(results):
                     "model",
                     "compile settings",
                     "median s/epoch (range)",
+                    "CPU s/epoch",
                     "epoch time / Pythae's",
                     "vk.VAE / minimal, same backend",
                     "warm-up epoch (s)",

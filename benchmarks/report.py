@@ -225,7 +225,7 @@ def _quality(section):
                 [
                     "Model",
                     "parameters",
-                    "likelihood p(x | z) (pixels are grey levels in [0, 1])",
+                    "likelihood (pixels: grey levels in [0, 1])",
                     "compile settings",
                     "wall time to get there (s)",
                     "first epoch (s)",

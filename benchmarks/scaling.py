@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks import child
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ("tensorflow", "jax")
 ARCHS = ("mlp", "conv")
@@ -82,7 +84,7 @@ def _scope(engine, devices, gpus):
     return _STRATEGY.scope(), _STRATEGY.num_replicas_in_sync
 
 
-def child(engine, devices, gpus, quick):
+def run_child(engine, devices, gpus, quick):
     _configure(engine, devices, gpus)
     import keras
     import numpy as np
@@ -122,14 +124,18 @@ def child(engine, devices, gpus, quick):
 
 
 # ------------------------------------------------------------------ parent
-def _spawn(engine, devices, gpus, quick):
+def _spawn(engine, devices, gpus, quick, timeout):
     command = [sys.executable, "-m", "benchmarks.scaling", "--child", engine, str(devices)]
     command += ["--gpus"] * gpus + ["--quick"] * quick
-    env = dict(os.environ, KERAS_BACKEND=engine, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} on {devices} device(s) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    answer = child.run_json(
+        command,
+        env=child.backend_env(engine),
+        timeout=timeout,
+        what=f"{engine} on {devices} device(s)",
+    )
+    if "error" in answer:
+        raise RuntimeError(f"{answer['error']}:\n{answer.get('stderr_tail', '')}")
+    return answer
 
 
 def _gpu_count():
@@ -145,21 +151,19 @@ def _settings(row):
     return f"spe {s['steps_per_execution']}, XLA {'on' if s['jit_compile'] else 'off'}"
 
 
-def report(results, gpus, quick, seconds):
-    from benchmarks import common
+def render(results, gpus, quick, seconds, machine):
+    from benchmarks import common, report
 
-    info = common.machine_info()
     data = next(iter(results.values()))["data"]
     what = "GPUs" if gpus else "virtual CPU devices"
     lines = [
         f"# Data-parallel scaling: 1 vs N {what}",
         "",
         f"`python -m benchmarks.scaling{' --gpus' if gpus else ''}{' --quick' if quick else ''}`"
-        f", {seconds:.0f} s in all. Machine: {info['cpu']}, {info['cores']} cores, "
-        f"load average {info['load_average_at_start']} at the end, GPU: {info['gpu']}; "
-        f"Keras {info['keras']}, TensorFlow {info['tensorflow']}, JAX {info['jax']}. "
-        f"Data: {data}; global batch {BATCH_SIZE}; `vk.VAE` with the package's default "
-        "`compile()`; median epoch after one warm-up epoch.",
+        f", {seconds:.0f} s in all. Data: {data}; global batch {BATCH_SIZE}; `vk.VAE` with the "
+        "package's default `compile()`; median epoch after one warm-up epoch.",
+        "",
+        report.machine_block(machine, load_at_end=common.load_average()),
         "",
     ]
     if not gpus:
@@ -168,21 +172,40 @@ def report(results, gpus, quick, seconds):
             "measures the overhead of the distribution engines, not a speed-up.",
             "",
         ]
-    lines += [
-        "| engine | model | devices | s/epoch | images/s | epoch time / 1 device's | warm-up, s | settings |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    rows = []
     for engine in ENGINES:
         for arch in ARCHS:
             base = None
             for key in sorted(k for k in results if k[0] == engine):
                 row = next(r for r in results[key]["rows"] if r["arch"] == arch)
                 base = base or row["epoch_s"]
-                lines.append(
-                    f"| {engine} | {arch} | {row['devices']} | {row['epoch_s']:.2f} | "
-                    f"{row['images'] / row['epoch_s']:,.0f} | {row['epoch_s'] / base:.2f}x | "
-                    f"{row['warmup_s']:.1f} | {_settings(row)} |"
+                rows.append(
+                    [
+                        engine,
+                        arch,
+                        row["devices"],
+                        f"{row['epoch_s']:.2f}",
+                        f"{row['images'] / row['epoch_s']:,.0f}",
+                        f"{row['epoch_s'] / base:.2f}x",
+                        f"{row['warmup_s']:.1f}",
+                        _settings(row),
+                    ]
                 )
+    lines.append(
+        report.table(
+            [
+                "engine",
+                "model",
+                "devices",
+                "s/epoch",
+                "images/s",
+                "epoch time / 1 device's",
+                "warm-up, s",
+                "settings",
+            ],
+            rows,
+        )
+    )
     if not gpus:
         lines += [
             "",
@@ -199,21 +222,27 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="1,024 images, 2 timed epochs")
     parser.add_argument("--gpus", action="store_true", help="1 GPU vs all visible GPUs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scaling.md"))
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per child process")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "DEVICES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.gpus, args.quick)))
+        child.reply(run_child(args.child[0], int(args.child[1]), args.gpus, args.quick))
         return
     many = _gpu_count() if args.gpus else 2
     if many < 2:
         parser.error(f"--gpus needs at least 2 GPUs; found {many}")
+    from benchmarks import common
+
+    machine = common.machine_info()
     start = time.perf_counter()
     results = {}
     for engine in ENGINES:
         for devices in (1, many):
             print(f"{engine}, {devices} device(s) ...", flush=True)
-            results[(engine, devices)] = _spawn(engine, devices, args.gpus, args.quick)
-    text = report(results, args.gpus, args.quick, time.perf_counter() - start)
+            results[(engine, devices)] = _spawn(
+                engine, devices, args.gpus, args.quick, args.timeout
+            )
+    text = render(results, args.gpus, args.quick, time.perf_counter() - start, machine)
     pathlib.Path(args.out).write_text(text)
     raw = {f"{engine}/{devices}": value for (engine, devices), value in results.items()}
     pathlib.Path(args.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))
