@@ -194,6 +194,40 @@ def run(settings, log=print):
     }
 
 
+def findings(result):
+    """Bullet lines read off the rows: the IWAE's paired gains, the -ELBO, the gap to the paper."""
+    rows = result["rows"]
+    vae = {r["passes"]: r for r in rows if r["k"] == 1}
+    lines = []
+    for r in rows:
+        if "minus_vae" not in r:
+            continue
+        d, se = r["minus_vae"], r["minus_vae_paired_stderr"]
+        if abs(d) < 2 * se:
+            verdict = f"no clear difference from the VAE ({d:+.2f} ± {se:.2f} nats)"
+        else:
+            verdict = (
+                f"{'better' if d < 0 else 'worse'} than the VAE by {abs(d):.2f} ± {se:.2f} nats"
+            )
+        elbo = r["neg_elbo"] - vae[r["passes"]]["neg_elbo"]
+        lines.append(
+            f"* {r['model']}, {r['passes']} passes: -L_{result['settings']['num_samples']} "
+            f"{verdict} (paired)"
+            + (
+                f"; Burda et al.: {BURDA[1] - r['burda_2016']:.2f} nats better. "
+                if r["burda_2016"] is not None
+                else ". "
+            )
+            + f"Its -ELBO is {abs(elbo):.2f} nats {'higher' if elbo > 0 else 'lower'} than the VAE's."
+        )
+    longest = max(vae)
+    lines.append(
+        f"* The VAE after {longest} passes is {vae[longest]['neg_ll'] - BURDA[1]:.2f} nats behind "
+        f"Burda et al.'s VAE (-L_5000 {vae[longest]['neg_ll']:.2f} against {BURDA[1]:.2f})."
+    )
+    return lines
+
+
 def markdown(result, command):
     s = result["settings"]
     k_eval = s["num_samples"]
@@ -208,8 +242,8 @@ def markdown(result, command):
         "standard error (same images, same binarization).",
         "",
         f"| model | passes | here: -L_{k_eval} | here: -ELBO | minus VAE (± paired s.e.) | "
-        "Burda et al. 2016, -L_5000 | training wall time |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "Burda et al. 2016, -L_5000 | training wall time | load average after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["rows"]:
         minus = (
@@ -221,11 +255,15 @@ def markdown(result, command):
         lines.append(
             f"| {r['model']} | {r['passes']} | {r['neg_ll']:.2f} ± {r['neg_ll_stderr']:.2f} | "
             f"{r['neg_elbo']:.2f} ± {r['neg_elbo_stderr']:.2f} | {minus} | {burda} | "
-            f"{r['train_wall_s'] / 60:.1f} min |"
+            f"{r['train_wall_s'] / 60:.1f} min | {r['load_average_after']} |"
         )
     lines += [
         f"| Pythae's VAE (Rezende & Mohamed's network), -L_200 | | | | | {result['pythae_vae']:.2f} "
-        "| |",
+        "| | |",
+        "",
+        "## What the numbers say",
+        "",
+        *findings(result),
         "",
         "## What differs from the papers",
         "",
@@ -271,7 +309,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~2-minute check that it runs")
     parser.add_argument("--out", default=os.path.join("benchmarks", "literature.md"))
+    parser.add_argument(
+        "--render", metavar="JSON", help="only write --out again from a run's saved JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.render) as handle:
+            result = json.load(handle)
+        command = "python -m benchmarks.literature" + (
+            " --quick" if result["settings"].get("quick") else ""
+        )
+        with open(args.out, "w") as handle:
+            handle.write(markdown(result, command))
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     result = run(QUICK if args.quick else FULL, log=lambda line: print(line, flush=True))
     result["settings"]["quick"] = args.quick
