@@ -214,6 +214,12 @@ def requests(stream=None):
         yield request
 
 
+def _major_faults():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+
+
 class EpochGate:
     """In a worker: the parent starts each epoch of a running training loop.
 
@@ -237,12 +243,21 @@ class EpochGate:
             raise RuntimeError(f"expected an 'epoch' request; received {line!r}")
         self._start = time.perf_counter()
         self._cpu_start = time.process_time()
+        self._faults_start = _major_faults()
 
     def end(self, **info):
         seconds = time.perf_counter() - self._start
         self.times.append(seconds)
         # CPU time of all the process' threads: less sensitive to other jobs than wall time
-        reply({"epoch_s": seconds, "cpu_s": time.process_time() - self._cpu_start, **info})
+        reply(
+            {
+                "epoch_s": seconds,
+                "cpu_s": time.process_time() - self._cpu_start,
+                # pages read back from disk: an idle worker's code pages may have been evicted
+                "major_faults": _major_faults() - self._faults_start,
+                **info,
+            }
+        )
 
 
 def serve(handlers, stream=None):

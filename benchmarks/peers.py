@@ -327,7 +327,7 @@ class Run:
             if name != "pythae":
                 request["variant"] = name.split("/")[0]
             rows[name] = worker.request(request, timeout=600)  # Pythae first: it writes `initial`
-            rows[name].update(epoch_s=[], cpu_s=[])
+            rows[name].update(epoch_s=[], cpu_s=[], major_faults=[])
         for worker in self.workers.values():
             worker.request({"cmd": "train", "epochs": 1 + rounds, "seed": SEED}, timeout=600)
         for r in range(1 + rounds):
@@ -335,6 +335,7 @@ class Run:
                 answer = worker.request({"cmd": "epoch"}, timeout=1200)
                 rows[name]["epoch_s"].append(answer["epoch_s"])
                 rows[name]["cpu_s"].append(answer["cpu_s"])
+                rows[name]["major_faults"].append(answer["major_faults"])
                 worker.receive(timeout=600)  # ready for the next epoch, or done training
             label = "warm-up" if r == 0 else f"round {r}/{rounds}"
             log(
@@ -393,7 +394,10 @@ class Run:
                 summary["ratio_to_minimal"] = _ratios(
                     timed, rows[f"minimal/{backend}"]["epoch_s"][1:]
                 )
-            summary.update({k: v for k, v in row.items() if k not in ("epoch_s", "cpu_s")})
+            summary.update(
+                {k: v for k, v in row.items() if k not in ("epoch_s", "cpu_s", "major_faults")}
+            )
+            summary["major_faults"] = row["major_faults"][1:]
             summary["epoch_s"] = timed
             summary["cpu_s"] = row["cpu_s"][1:]
             summary["median_cpu_s"] = statistics.median(row["cpu_s"][1:])

@@ -153,11 +153,14 @@ def compare(data, arch, chosen, rounds, log):
     wall = {name: [] for name, _ in built}
     cpu = {name: [] for name, _ in built}
     x = data["x_train"]
+    warmup = {}
     for r in range(rounds + 1):
         for name, model in built:
             clock = Clock()
             model.fit(x, epochs=1, batch_size=128, verbose=0, callbacks=[clock])
-            if r:
+            if not r:
+                warmup[name] = clock.wall
+            else:
                 wall[name].append(clock.wall)
                 cpu[name].append(clock.cpu)
         if r:
@@ -173,6 +176,7 @@ def compare(data, arch, chosen, rounds, log):
                     "steps_per_execution": int(model.steps_per_execution),
                     "jit_compile": bool(model.jit_compile),
                 },
+                "warmup_wall_s": warmup[name],
                 "median_wall_s": float(np.median(w)),
                 "median_cpu_s": float(np.median(c)),
                 "wall_ratio": float(np.median(w / base_wall)),
@@ -227,7 +231,7 @@ def main(argv=None):
             f"jit={s['jit_compile']!s:5s} CPU {row['median_cpu_s']:.3f} s, wall "
             f"{row['median_wall_s']:.3f} s; to minimal: CPU {row['cpu_ratio']:.3f} "
             f"({low:.2f}-{high:.2f}), wall {row['wall_ratio']:.3f}; "
-            f"-ELBO {row['heldout_neg_elbo']:.2f}",
+            f"warm-up {row['warmup_wall_s']:.1f} s; -ELBO {row['heldout_neg_elbo']:.2f}",
             flush=True,
         )
     print(f"load at the end {common.load_average()}")
