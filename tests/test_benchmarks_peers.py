@@ -13,20 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import vae_keras as vk  # noqa: E402
 from benchmarks import peers_torch  # noqa: E402
-
-
-def _keras_nets(arch, latent_dim):
-    if arch == "mlp":
-        return (
-            vk.build_mlp_encoder(latent_dim=latent_dim, hidden_units=(512,)),
-            vk.build_mlp_decoder(latent_dim=latent_dim, hidden_units=(512,)),
-        )
-    return (
-        vk.build_conv_encoder(latent_dim=latent_dim, filters=(32, 64), dense_units=64),
-        vk.build_conv_decoder(latent_dim=latent_dim, filters=(64, 32)),
-    )
+from benchmarks.peers import build_nets  # noqa: E402
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -41,7 +29,7 @@ def test_torch_weights_give_the_same_outputs_in_keras(arch, tmp_path):
                 layer.bias.uniform_(-0.2, 0.2)
     path = tmp_path / "weights.npz"
     peers_torch.save_layers(path, {"encoder": encoder, "decoder": decoder})
-    keras_encoder, keras_decoder = _keras_nets(arch, latent_dim)
+    keras_encoder, keras_decoder = build_nets(arch, latent_dim)
     peers_torch.load_into_keras(keras_encoder, peers_torch.read_layers(path, "encoder"))
     peers_torch.load_into_keras(keras_decoder, peers_torch.read_layers(path, "decoder"))
 
@@ -60,6 +48,6 @@ def test_a_mismatched_net_is_refused(tmp_path):
     encoder, _ = peers_torch.build_torch_nets("conv", 4)
     path = tmp_path / "weights.npz"
     peers_torch.save_layers(path, {"encoder": encoder})
-    keras_encoder, _ = _keras_nets("mlp", 4)
+    keras_encoder, _ = build_nets("mlp", 4)
     with pytest.raises(ValueError, match="layers with weights"):
         peers_torch.load_into_keras(keras_encoder, peers_torch.read_layers(path, "encoder"))
