@@ -351,3 +351,26 @@ def test_builders_accept_numpy_integers():
     decoder = vk.build_mlp_decoder(np.int64(3), hidden_units=(np.int64(8),))
     assert tuple(encoder.outputs[0].shape) == (None, 3)
     assert tuple(decoder.output.shape) == (None, 28, 28, 1)
+
+
+def test_mlp_builders_take_the_hidden_activation(tmp_path):
+    """Burda et al.'s (2016) networks: tanh hidden layers, linear heads, sigmoid output."""
+    encoder = vk.build_mlp_encoder(50, hidden_units=(200, 200), activation="tanh")
+    decoder = vk.build_mlp_decoder(50, hidden_units=(200, 200), activation=keras.ops.tanh)
+    dense = [layer for layer in encoder.layers + decoder.layers if isinstance(layer, layers.Dense)]
+    hidden = [layer.activation for layer in dense if layer.units == 200]
+    assert len(hidden) == 4
+    x = np.linspace(-2.0, 2.0, 5, dtype="float32")
+    for activation in hidden:
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(activation(x)), np.tanh(x), rtol=1e-6)
+    heads = [layer.activation.__name__ for layer in dense if layer.units == 50]
+    assert heads == ["linear", "linear"]
+    vae = vk.VAE(encoder, vk.build_mlp_decoder(50, (200, 200), activation="tanh"))
+    path = tmp_path / "tanh.keras"
+    vae.save(path)
+    loaded = keras.models.load_model(path)  # safe_mode: a named activation is no Python code
+    images = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), vae.predict(images, verbose=0))
+    for build in (vk.build_mlp_encoder, vk.build_mlp_decoder):
+        with pytest.raises(ValueError, match="activation must be a Keras activation name"):
+            build(2, activation="tanhh")

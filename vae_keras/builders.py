@@ -56,10 +56,27 @@ def _latent_heads(x, latent_dim):
     return [z_mean, z_log_var]
 
 
+def _activation(activation, where):
+    """A Keras activation (name or callable), refused early with a message that names it."""
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ValueError(
+            f"{where}: activation must be a Keras activation name such as 'relu' or 'tanh', "
+            f"or a callable; received activation={activation!r}"
+        ) from None
+    return activation
+
+
 def build_mlp_encoder(
-    latent_dim=2, hidden_units=(512,), num_classes=None, input_shape=IMAGE_SHAPE, name="encoder"
+    latent_dim=2,
+    hidden_units=(512,),
+    num_classes=None,
+    input_shape=IMAGE_SHAPE,
+    name="encoder",
+    activation="relu",
 ):
-    """MLP encoder: flatten, Dense+ReLU layers, then two Dense heads.
+    """MLP encoder: flatten, Dense layers (ReLU by default), then two Dense heads.
 
     Args:
         latent_dim: Width of `z_mean` and `z_log_var`.
@@ -68,6 +85,8 @@ def build_mlp_encoder(
             with the flattened image.
         input_shape: Shape of one image.
         name: Model name.
+        activation: Activation of the hidden layers, a Keras activation name
+            or callable (`"tanh"` gives Burda et al.'s 2016 networks).
 
     Returns:
         A `keras.Model` mapping images (or `[images, labels]`) to
@@ -84,17 +103,23 @@ def build_mlp_encoder(
         latent_dim, num_classes, hidden_units, "hidden_units", "build_mlp_encoder"
     )
     input_shape = _validation.shape(input_shape, "input_shape", None, "build_mlp_encoder")
+    activation = _activation(activation, "build_mlp_encoder")
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = _with_label(layers.Flatten()(images), label)
     for units in hidden_units:
-        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dense(units, activation=activation)(x)
     return keras.Model(inputs, _latent_heads(x, latent_dim), name=name)
 
 
 def build_mlp_decoder(
-    latent_dim=2, hidden_units=(512,), num_classes=None, output_shape=IMAGE_SHAPE, name="decoder"
+    latent_dim=2,
+    hidden_units=(512,),
+    num_classes=None,
+    output_shape=IMAGE_SHAPE,
+    name="decoder",
+    activation="relu",
 ):
-    """MLP decoder: Dense+ReLU layers, then a sigmoid Dense reshaped to images.
+    """MLP decoder: Dense layers (ReLU by default), then a sigmoid Dense reshaped to images.
 
     Args:
         latent_dim: Width of z.
@@ -104,6 +129,8 @@ def build_mlp_decoder(
             with z and with the output of every hidden layer.
         output_shape: Shape of one image.
         name: Model name.
+        activation: Activation of the hidden layers, as for `build_mlp_encoder`;
+            the output layer stays a sigmoid.
 
     Returns:
         A `keras.Model` mapping z (or `[z, labels]`) to pixel probabilities.
@@ -118,10 +145,11 @@ def build_mlp_decoder(
         latent_dim, num_classes, hidden_units, "hidden_units", "build_mlp_decoder"
     )
     output_shape = _validation.shape(output_shape, "output_shape", None, "build_mlp_decoder")
+    activation = _activation(activation, "build_mlp_decoder")
     z, label, inputs = _inputs((latent_dim,), num_classes, "z")
     x = z
     for units in hidden_units:
-        x = layers.Dense(units, activation="relu")(_with_label(x, label))
+        x = layers.Dense(units, activation=activation)(_with_label(x, label))
     size = 1
     for dim in output_shape:
         size *= dim
@@ -150,6 +178,8 @@ def build_conv_encoder(
             as extra image channels and concatenated again before the Dense.
         input_shape: Shape of one image.
         name: Model name.
+        activation: Activation of the hidden layers, a Keras activation name
+            or callable (`"tanh"` gives Burda et al.'s 2016 networks).
 
     Returns:
         A `keras.Model` mapping images (or `[images, labels]`) to
@@ -207,6 +237,8 @@ def build_conv_decoder(
             concatenated with z and tiled as extra channels of the first map.
         output_shape: Shape of one image.
         name: Model name.
+        activation: Activation of the hidden layers, as for `build_mlp_encoder`;
+            the output layer stays a sigmoid.
 
     Returns:
         A `keras.Model` mapping z (or `[z, labels]`) to pixel probabilities.
