@@ -3,6 +3,8 @@
 - Every ``notebooks/*.ipynb`` becomes a page (rendered by mkdocs-jupyter from its committed
   outputs) and every public module ``vae_keras/*.py`` an API page (rendered by mkdocstrings), so a
   new notebook or module appears without editing the configuration.
+- The guide (``docs/guide/*.md``) comes between the tutorial and the API reference; its benchmark
+  reports are rendered from ``benchmarks/*.md`` as the runs wrote them (``guide/reports/``).
 - The navigation and the lists on the home page are built from those files.
 - Links between notebooks (``03_vae_mnist.ipynb``) are pointed at the pages.
 - MathJax is copied from the ``jupyter-server-mathjax`` package into ``site/assets/mathjax`` and
@@ -23,6 +25,28 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PACKAGE = ROOT / "vae_keras"
+GUIDE = ROOT / "docs" / "guide"
+# The guide's pages in reading order (any other page of docs/guide/ follows alphabetically).
+GUIDE_ORDER = (
+    "index",
+    "own-model",
+    "objectives",
+    "faster-training",
+    "several-devices",
+    "own-images",
+    "serving",
+    "offline",
+    "benchmarks",
+    "development",
+)
+# The benchmark reports, rendered from benchmarks/: (file there, page under guide/reports/, title).
+REPORTS = (
+    ("results.md", "results.md", "Speed and quality"),
+    ("backends.md", "backends.md", "Per backend"),
+    ("peers.md", "peers.md", "Against Pythae"),
+    ("literature.md", "literature.md", "Binarized MNIST"),
+    ("README.md", "method.md", "How it is measured"),
+)
 MATHJAX_PLACEHOLDER = "VAE_KERAS_MATHJAX"
 MATHJAX_DEST = "assets/mathjax"
 # The order in which the API pages are listed; modules not named here follow alphabetically.
@@ -65,6 +89,27 @@ def modules():
     return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
 
+def guide_pages():
+    rank = {name: i for i, name in enumerate(GUIDE_ORDER)}
+    return sorted(GUIDE.glob("*.md"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
+
+
+def page_title(path):
+    """The first level-1 heading of a Markdown file, or its file name."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem
+
+
+def report_markdown(source):
+    """A benchmarks/ report as a page: links between the reports point at their pages."""
+    text = (ROOT / "benchmarks" / source).read_text(encoding="utf-8")
+    for name, page, _ in REPORTS:
+        text = text.replace(f"]({name})", f"]({page})").replace(f"]({name}#", f"]({page}#")
+    return text
+
+
 def notebook_title(path):
     """The first level-1 heading of the notebook, or its file name."""
     cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
@@ -80,6 +125,12 @@ def on_config(config):
     config["nav"] = [
         {"Home": "index.md"},
         {"Tutorial": [f"notebooks/{p.name}" for p in notebooks()]},
+        {
+            "Guide": [
+                *[{page_title(p): f"guide/{p.name}"} for p in guide_pages()],
+                {"Benchmark reports": [{t: f"guide/reports/{page}"} for _, page, t in REPORTS]},
+            ]
+        },
         {"Latent explorer": "explorer/index.md"},
         {"API reference": [{f"vae_keras.{m}": f"api/{m}.md"} for m in modules()]},
     ]
@@ -106,6 +157,10 @@ def on_files(files, config):
                 use_directory_urls=config["use_directory_urls"],
             )
         )
+    for source, page, _ in REPORTS:
+        files.append(
+            File.generated(config, f"guide/reports/{page}", content=report_markdown(source))
+        )
     for module in modules():
         files.append(
             File.generated(config, f"api/{module}.md", content=f"::: vae_keras.{module}\n")
@@ -118,8 +173,13 @@ def on_page_markdown(markdown, page, config, files):
         return markdown
     notebook_list = "\n".join(f"- [{notebook_title(p)}](notebooks/{p.name})" for p in notebooks())
     module_list = "\n".join(f"- [`vae_keras.{m}`](api/{m}.md)" for m in modules())
-    return markdown.replace("<!-- notebook-list -->", notebook_list).replace(
-        "<!-- module-list -->", module_list
+    guide_list = "\n".join(
+        f"- [{page_title(p)}](guide/{p.name})" for p in guide_pages() if p.stem != "index"
+    )
+    return (
+        markdown.replace("<!-- notebook-list -->", notebook_list)
+        .replace("<!-- module-list -->", module_list)
+        .replace("<!-- guide-list -->", guide_list)
     )
 
 

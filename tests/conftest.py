@@ -7,6 +7,29 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+# ------------------------------------------------------------------- slow tests
+# As keras-hub does with its `large` tests: tests marked `@pytest.mark.slow` (several processes
+# or devices, long training, building a wheel) are skipped unless `pytest --run-slow`;
+# `pytest --run-slow -m slow` runs only them.
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (several processes or devices, long training, "
+        "building and installing the wheel)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with pytest --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)

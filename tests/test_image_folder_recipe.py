@@ -1,4 +1,4 @@
-"""The README's recipe, run as written on a folder of generated PNG images."""
+"""The guide's image-folder recipe, run as written on a folder of generated PNG images."""
 
 import glob
 import os
@@ -13,14 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _blocks():
-    text = (ROOT / "README.md").read_text()
-    match = re.search(
-        r"^## Monitoring, resuming and deploying\n(.*?)(?=^## |\Z)", text, re.S | re.M
-    )
-    assert match, "README has no section 'Monitoring, resuming and deploying'"
-    blocks = re.findall(r"```python\n(.*?)```", match.group(1), re.S)
-    assert len(blocks) == 2, "expected the recipe and the serving block"
-    return blocks
+    """The recipe (docs/guide/own-images.md) and the export block (docs/guide/serving.md)."""
+    guide = ROOT / "docs" / "guide"
+    recipe = re.findall(r"```python\n(.*?)```", (guide / "own-images.md").read_text(), re.S)
+    serving = re.findall(r"```python\n(.*?)```", (guide / "serving.md").read_text(), re.S)
+    assert len(recipe) == 1, "expected the recipe alone on its page"
+    return recipe[0], serving[-1]
 
 
 def _write_pngs(folder, n=40, size=32):
@@ -51,7 +49,7 @@ def recipe(tmp_path_factory):
     os.chdir(folder)
     try:
         keras.utils.set_random_seed(0)
-        exec(compile(recipe_block, "README.md", "exec"), namespace)
+        exec(compile(recipe_block, "docs/guide/own-images.md", "exec"), namespace)
         yield namespace, serving_block
     finally:
         os.chdir(previous)
@@ -94,7 +92,7 @@ def test_recipe_runs_on_a_folder_of_pngs(recipe):
 def test_serving_block_runs_after_the_recipe(recipe):
     namespace, serving = recipe
     vae, held_out = namespace["vae"], namespace["held_out"]
-    exec(compile(serving, "README.md", "exec"), namespace)
+    exec(compile(serving, "docs/guide/serving.md", "exec"), namespace)
     np.testing.assert_allclose(
         np.asarray(namespace["images"]), vae.predict(held_out, verbose=0), atol=1e-6
     )

@@ -1,7 +1,8 @@
 """Open the tutorial the way a reader does, in a real browser, and check what they would see.
 
 For every notebook opened in JupyterLab (started as the README says) and for the built site's
-home page, first notebook page and one API page:
+home page, first notebook page, one API page and every page of the guide (its benchmark reports
+included):
 
 - every image of the rendered markdown and of the outputs has loaded (`naturalWidth > 0`);
 - the math has been typeset: no `$$`, no `$...$` pair and no TeX command such as `\\frac` is left
@@ -198,11 +199,17 @@ def test_notebook_in_jupyterlab(notebook, driver, jupyter_lab, screenshot_dir):
     assert not problems, "\n".join(problems)
 
 
+GUIDE = sorted((ROOT / "docs" / "guide").glob("*.md"))
+REPORTS = ("results", "backends", "peers", "literature", "method")  # rendered from benchmarks/
 SITE_PAGES = {
     "index": "",
     "notebook": f"notebooks/{NOTEBOOKS[0].stem}/" if NOTEBOOKS else "",
     "api": "api/losses/",  # an API page: its docstring examples must be shown as code
+    **{f"guide-{p.stem}": "guide/" if p.stem == "index" else f"guide/{p.stem}/" for p in GUIDE},
+    **{f"guide-reports-{name}": f"guide/reports/{name}/" for name in REPORTS},
 }
+# Pages with figures: at least one must be shown.
+WITH_IMAGES = {"index", "notebook", "guide-own-images"}
 
 
 @pytest.mark.parametrize("page", sorted(SITE_PAGES))
@@ -218,12 +225,26 @@ def test_site_page(page, driver, site_server, screenshot_dir):
         math_expected=page == "notebook" and has_math(NOTEBOOKS[0]),
         what=f"site page {SITE_PAGES[page] or 'index'}",
     )
+    title = driver.execute_script(JS_TEXTS, f"{content} h1")
+    if not title or "404" in title[0]:
+        problems.append(f"site page {page}: no title, or not found ({title})")
+    if page.startswith("guide-") and not page.startswith("guide-reports-"):
+        source = next(p for p in GUIDE if f"guide-{p.stem}" == page)
+        blocks = source.read_text(encoding="utf-8").count("```python")
+        shown = driver.execute_script(JS_COUNT, f"{content} .highlight pre")
+        if shown < blocks:
+            problems.append(f"site page {page}: {blocks} code blocks, {shown} shown as code")
+    if page.startswith("guide-"):
+        prose = " ".join(driver.execute_script(JS_PROSE, content, NOT_PROSE))
+        for left in ("```", "]("):  # Markdown left unrendered
+            if left in prose:
+                problems.append(f"site page {page}: {left!r} left as text")
     if page == "api":
         code = " ".join(driver.execute_script(JS_TEXTS, f"{content} .doc pre"))
         prose = " ".join(driver.execute_script(JS_PROSE, content, NOT_PROSE))
         if ">>> import vae_keras as vk" not in code or ">>>" in prose:
             problems.append(f"site page {page}: the docstring examples are not shown as code")
-    elif stats["images"] == 0:
+    elif page in WITH_IMAGES and stats["images"] == 0:
         problems.append(f"site page {page}: no image on the page")
     driver.save_screenshot(str(screenshot_dir / f"site_{page}.png"))
     print(f"site {page}: {stats}")

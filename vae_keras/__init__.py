@@ -29,7 +29,7 @@ from vae_keras.losses import VAELoss, kl_divergence, kl_per_dimension
 from vae_keras.models import CVAE, VAE
 from vae_keras.schedules import CyclicalAnnealing, LinearWarmup
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Sampling",
