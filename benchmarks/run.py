@@ -76,7 +76,7 @@ def run_speed(config, mode, datasets):
 
 def run_ablation(config, mode):
     from benchmarks import common, speed
-    from vae_keras import _execution
+    import vae_keras as vk
 
     start = time.perf_counter()
     cfg = config["ablation"]
@@ -86,7 +86,7 @@ def run_ablation(config, mode):
         n_train=cfg["n_train"],
         n_test=cfg["n_test"],
     )
-    steps = _execution.TF_STEPS_PER_EXECUTION
+    steps = vk.VAE.tf_steps_per_execution
     out = []
     for arch in ("mlp", "conv"):
         log(f"  ablation: {data['title']}, {arch}, {cfg['rounds'][arch]} rounds")

@@ -136,15 +136,15 @@ def test_image_snapshots_and_latent_statistics_in_tensorboard(tmp_path, x):
 
 
 def test_image_snapshots_checks_its_arguments(tmp_path, x):
-    with pytest.raises(ValueError, match=r"Received: every_n_epochs=0"):
+    with pytest.raises(ValueError, match=r"; received every_n_epochs=0"):
         callbacks.ImageSnapshots(x, directory=tmp_path, every_n_epochs=0)
-    with pytest.raises(ValueError, match=r"Received: directory=None, log_dir=None"):
+    with pytest.raises(ValueError, match=r"; received directory=None, log_dir=None"):
         callbacks.ImageSnapshots(x)
-    with pytest.raises(ValueError, match=r"Received: 0 images"):
+    with pytest.raises(ValueError, match=r"; received 0 images"):
         callbacks.ImageSnapshots(x[:0], directory=tmp_path)
     plain = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten()])
     plain.compile(optimizer="adam", loss="mse")
-    with pytest.raises(TypeError, match=r"Received: model of type Sequential"):
+    with pytest.raises(TypeError, match=r"; received model of type Sequential"):
         plain.fit(
             x,
             x.reshape(64, -1),
@@ -204,11 +204,11 @@ def test_latent_statistics_cvae_in_batches(x):
 
 
 def test_latent_statistics_checks_its_arguments(x):
-    with pytest.raises(ValueError, match=r"Received: threshold=-1.0"):
+    with pytest.raises(ValueError, match=r"; received threshold=-1"):
         callbacks.LatentStatistics(x, threshold=-1)
-    with pytest.raises(ValueError, match=r"Received: batch_size=0"):
+    with pytest.raises(ValueError, match=r"; received batch_size=0"):
         callbacks.LatentStatistics(x, batch_size=0)
-    with pytest.raises(ValueError, match=r"Received: a sequence of 3 items"):
+    with pytest.raises(ValueError, match=r"; received a sequence of 3 items"):
         callbacks.LatentStatistics([x, x, x])
 
 
@@ -341,7 +341,7 @@ def test_nan_guard_cvae(x):
 
 
 def test_nan_guard_checks_its_arguments(x):
-    with pytest.raises(ValueError, match=r"Received: max_replay_steps=0"):
+    with pytest.raises(ValueError, match=r"; received max_replay_steps=0"):
         callbacks.NaNGuard(x, max_replay_steps=0)
-    with pytest.raises(ValueError, match=r"Received: verbose=2"):
+    with pytest.raises(ValueError, match=r"; received verbose=2"):
         callbacks.NaNGuard(x, verbose=2)

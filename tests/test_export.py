@@ -154,7 +154,7 @@ def test_export_serving_checks_the_model(tmp_path):
     if not TF:
         pytest.skip("on JAX and PyTorch the backend error comes first (tested above)")
     plain = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten()])
-    with pytest.raises(TypeError, match=r"Received: model of type Sequential"):
+    with pytest.raises(TypeError, match=r"; received model of type Sequential"):
         export.export_serving(plain, tmp_path / "plain")
 
 

@@ -49,7 +49,7 @@ def test_kl_is_zero_only_at_the_prior():
 
 
 def test_kl_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="must have the shape of z_mean"):
         vk.kl_divergence(np.zeros((2, 3)), np.zeros((2, 4)))
 
 
@@ -101,7 +101,7 @@ def test_gaussian_loss_is_the_negative_log_likelihood_up_to_its_constant():
 
 
 def test_unknown_likelihood_and_bad_sigma_are_refused():
-    with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
+    with pytest.raises(ValueError, match="unknown likelihood.*received likelihood='poisson'"):
         vk.VAELoss(likelihood="poisson")
     with pytest.raises(ValueError, match="sigma"):
         vk.VAELoss(likelihood="gaussian", sigma=0.0)

@@ -1,4 +1,4 @@
-"""The models' compile policy: how many steps per call into the graph, and whether to use XLA.
+"""The models' compile policy: steps per call into the graph, XLA, and which multi-device API.
 
 `VAE.compile` and `CVAE.compile` default both settings to `"auto"` and resolve
 them here, for the backend and devices present when `compile` runs (see
@@ -16,7 +16,9 @@ them here, for the backend and devices present when `compile` runs (see
 
 import keras
 
-from vae_keras._distribution import backend_is, check_distribution_support, tf_strategy_active
+from vae_keras.objective import tf_strategy_active
+
+_BACKEND_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
 
 # Training steps per call into the compiled graph on TensorFlow with
 # `compile(steps_per_execution="auto")`.
@@ -38,6 +40,34 @@ _CONV_LAYERS = (
 # compile() arguments that only make sense for a model whose loss Keras computes
 # from targets; the VAE's loss is the negative ELBO of its inputs.
 REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "weighted_metrics", "loss_weights")
+
+
+def backend_is(name):
+    return keras.backend.backend() == name
+
+
+def check_distribution_support(where):
+    """Refuses Keras' distribution API on the backends whose trainers ignore it."""
+    distribution = keras.distribution.distribution()
+    if distribution is None or backend_is("jax"):
+        return
+    received = f"received distribution={type(distribution).__name__}"
+    if backend_is("tensorflow"):
+        raise ValueError(
+            f"{where}: Keras' distribution API "
+            "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
+            "the TensorFlow trainer ignores it, so this model would train on one device. "
+            "On TensorFlow, build and compile the model inside "
+            f"tf.distribute.MirroredStrategy().scope(); {received}"
+        )
+    raise ValueError(
+        f"{where}: Keras' distribution API "
+        "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
+        f"the {_BACKEND_NAMES.get(keras.backend.backend(), keras.backend.backend())} backend "
+        "has no support for it, so this model would "
+        "not be trained in parallel. Use KERAS_BACKEND=jax with DataParallel, or "
+        f"KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy; {received}"
+    )
 
 
 def resolve_steps_per_execution(requested):
@@ -93,6 +123,9 @@ def check_compile_arguments(where, arguments):
 
 class CompilePolicy:
     """`compile` for the models: the refusals above, then Keras' with the "auto" policy."""
+
+    # What `steps_per_execution="auto"` gives on TensorFlow (outside a strategy).
+    tf_steps_per_execution = TF_STEPS_PER_EXECUTION
 
     def compile(
         self,

@@ -126,22 +126,6 @@ class InputChecks:
         self.condition_shape = condition_shape
         self.last_error = None
 
-    @classmethod
-    def for_model(cls, model):
-        encoder_inputs = getattr(model.encoder, "inputs", None)
-        image_shape = static_shape(encoder_inputs[0])[1:] if encoder_inputs else None
-        condition_shape = None
-        if encoder_inputs and len(encoder_inputs) == 2:
-            condition_shape = static_shape(encoder_inputs[1])[1:]
-        return cls(
-            type(model).__name__,
-            model.likelihood,
-            image_shape,
-            getattr(model, "num_classes", None),
-            conditional=model._conditional,
-            condition_shape=condition_shape,
-        )
-
     @property
     def conditional(self):
         return self._conditional
@@ -227,16 +211,15 @@ class InputChecks:
                     )
             if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
                 raise ValueError(self._labels_out_of_range(labels.min(), labels.max()))
-            one_hot_labels = np.eye(self.num_classes, dtype="float32")[labels.astype("int64")]
         elif labels.ndim == 2:
             if labels.shape[1] != self.num_classes:
                 raise ValueError(self._one_hot_width(labels.shape[1]))
-            one_hot_labels = labels.astype("float32")
         else:
             raise ValueError(
                 f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
                 f"(n, {self.num_classes}); received shape {labels.shape}"
             )
+        one_hot_labels = ops.convert_to_numpy(one_hot(labels, self.num_classes, "float32"))
         if n is not None and one_hot_labels.shape[0] != n:
             raise ValueError(
                 f"CVAE: {one_hot_labels.shape[0]} labels for {n} images; give one label per image"
@@ -590,9 +573,6 @@ def _stream_errors(model, checks):
 class CheckedEntryPoints:
     """The models' data entry points: each checks its data with `InputChecks` first."""
 
-    def _input_checks(self):
-        return InputChecks.for_model(self)
-
     def _weight_carrier(self, x, sample_weight):
         """`y` for arrays with `sample_weight`: Keras drops the weights when `y` is None.
 
@@ -606,7 +586,7 @@ class CheckedEntryPoints:
         return np.zeros((np.shape(images)[0], 0), "float32")
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        checks = self._input_checks()
+        checks = self.input_checks()
         checks.check_data(x, y)
         y = self._weight_carrier(x, kwargs.get("sample_weight"))
         x = checks.wrap(x)
@@ -616,14 +596,14 @@ class CheckedEntryPoints:
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        checks = self._input_checks()
+        checks = self.input_checks()
         checks.check_data(x, y)
         y = self._weight_carrier(x, kwargs.get("sample_weight"))
         with _stream_errors(self, checks):
             return super().evaluate(checks.wrap(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        checks = self._input_checks()
+        checks = self.input_checks()
         checks.check_inputs(x)
         with _stream_errors(self, checks):
             return super().predict(checks.wrap(x, targets_allowed=True), *args, **kwargs)
@@ -634,15 +614,15 @@ class CheckedEntryPoints:
             super()._purge_model_variables(*args, **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        self._input_checks().check_data(x, y)
+        self.input_checks().check_data(x, y)
         y = self._weight_carrier(x, sample_weight)
         return super().train_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        self._input_checks().check_data(x, y)
+        self.input_checks().check_data(x, y)
         y = self._weight_carrier(x, sample_weight)
         return super().test_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        self._input_checks().check_inputs(x)
+        self.input_checks().check_inputs(x)
         return super().predict_on_batch(x)

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from vae_keras import _validation, evaluation
 from vae_keras.models import CVAE, VAE
 
 __all__ = ["ImageSnapshots", "LatentStatistics", "NaNGuard"]
@@ -36,60 +37,42 @@ __all__ = ["ImageSnapshots", "LatentStatistics", "NaNGuard"]
 _FLOAT32_EXP_LIMIT = math.log(np.finfo("float32").max)
 
 
-def _positive_int(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
 def _check_model(model, where):
     if not isinstance(model, (VAE, CVAE)):
         raise TypeError(
-            f"{where} works with a vk.VAE or vk.CVAE. Received: model of type "
-            f"{type(model).__name__}"
+            f"{where} works with a vk.VAE or vk.CVAE; received model of type {type(model).__name__}"
         )
 
 
 def _take(x, n, start=0):
-    """Examples start to start + n of images or of [images, labels]."""
+    """Examples start to start + n of images or of [images, condition(, mask)]."""
     if isinstance(x, (list, tuple)):
         return [np.asarray(part)[start : start + n] for part in x]
     return np.asarray(x)[start : start + n]
 
 
-def _count(x):
-    return np.shape(x[0] if isinstance(x, (list, tuple)) else x)[0]
-
-
 def _check_data(x, where):
+    """`x` as `fit` takes it: images, `[images, condition]` or `[images, condition, mask]`."""
     images = x[0] if isinstance(x, (list, tuple)) else x
-    if isinstance(x, (list, tuple)) and len(x) != 2:
+    if isinstance(x, (list, tuple)) and len(x) not in (2, 3):
         raise ValueError(
-            f"{where}: x must be images or [images, labels]. Received: a sequence of {len(x)} items"
+            f"{where}: x must be images, [images, condition] or [images, condition, mask]; "
+            f"received a sequence of {len(x)} items"
         )
     if not hasattr(images, "shape") or len(np.shape(images)) < 2:
         raise ValueError(
-            f"{where}: x must hold NumPy-like images of shape (n, height, width, channels). "
-            f"Received: {type(images).__name__} of shape {np.shape(images)}"
+            f"{where}: x must hold NumPy-like images of shape (n, height, width, channels); "
+            f"received {type(images).__name__} of shape {np.shape(images)}"
         )
     if np.shape(images)[0] == 0:
-        raise ValueError(f"{where}: x must hold at least one image. Received: 0 images")
+        raise ValueError(f"{where}: x must hold at least one image; received 0 images")
 
 
-def _encode(model, x):
-    """(z_mean, z_log_var) of q(z | x) as float32 NumPy arrays; x as for `fit`."""
-    if isinstance(model, CVAE):
-        images, labels = x[0], x[1]  # a mask, if any, is not needed here
-        x = [ops.convert_to_tensor(np.asarray(images, "float32")), np.asarray(labels)]
+def _reconstruct(model, x):
+    """`(z_mean, z_log_var, mean reconstruction)` of `x` as NumPy (the mask, if any, unused)."""
     z_mean, z_log_var = model.encode(x)
-    return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
-
-
-def _decode(model, z, x):
-    """Decoder output for codes z (with the labels of x for a CVAE), as NumPy."""
-    if isinstance(model, CVAE):
-        return ops.convert_to_numpy(model.decode([z, np.asarray(x[1])]))
-    return ops.convert_to_numpy(model.decode(z))
+    decoded = model.decode([z_mean, x[1]] if model.conditional else z_mean)
+    return tuple(ops.convert_to_numpy(t) for t in (z_mean, z_log_var, decoded))
 
 
 # ----------------------------------------------------------------- image grids
@@ -116,11 +99,11 @@ def tile_images(images, n_cols, zoom=1, padding=1):
     images = np.clip(np.asarray(images, dtype="float32"), 0.0, 1.0)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(
-            "tile_images: expected images of shape (n, height, width, 1 or 3). "
-            f"Received: shape {images.shape}"
+            "tile_images: expected images of shape (n, height, width, 1 or 3); "
+            f"received shape {images.shape}"
         )
-    n_cols = _positive_int(n_cols, "n_cols", "tile_images")
-    zoom = _positive_int(zoom, "zoom", "tile_images")
+    n_cols = _validation.positive_int(n_cols, "n_cols", "tile_images")
+    zoom = _validation.positive_int(zoom, "zoom", "tile_images")
     n, height, width, channels = images.shape
     n_cols = min(n_cols, n)
     n_rows = -(-n // n_cols)
@@ -159,7 +142,7 @@ def _summary_writer(log_dir, where):
         raise ImportError(
             f"{where}: writing TensorBoard summaries needs TensorFlow installed (tf.summary "
             "writes the event files, on any Keras backend); install tensorflow or leave "
-            f"log_dir out. Received: log_dir={log_dir!r}"
+            f"log_dir out; received log_dir={log_dir!r}"
         ) from None
     return tf.summary.create_file_writer(os.path.join(os.fspath(log_dir), "train"))
 
@@ -228,18 +211,18 @@ class ImageSnapshots(keras.callbacks.Callback):
             log_dir = log_dir.log_dir
         if directory is None and log_dir is None:
             raise ValueError(
-                f"{where}: give a directory for PNG files, a TensorBoard log_dir, or both. "
-                "Received: directory=None, log_dir=None"
+                f"{where}: give a directory for PNG files, a TensorBoard log_dir, or both; "
+                "received directory=None, log_dir=None"
             )
-        self.every_n_epochs = _positive_int(every_n_epochs, "every_n_epochs", where)
-        self.num_samples = _positive_int(num_samples, "num_samples", where)
-        self.num_images = _positive_int(num_images, "num_images", where)
-        self.n_cols = _positive_int(n_cols, "n_cols", where)
-        self.zoom = _positive_int(zoom, "zoom", where)
+        self.every_n_epochs = _validation.positive_int(every_n_epochs, "every_n_epochs", where)
+        self.num_samples = _validation.positive_int(num_samples, "num_samples", where)
+        self.num_images = _validation.positive_int(num_images, "num_images", where)
+        self.n_cols = _validation.positive_int(n_cols, "n_cols", where)
+        self.zoom = _validation.positive_int(zoom, "zoom", where)
         self.x = _take(x, self.num_images)
         self.directory = None if directory is None else os.fspath(directory)
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
-        self.seed = seed
+        self.seed = _validation.seed(seed, where)
         self.written = []  # paths of the PNG files written, in order
         self._writer = None
         if self.log_dir is not None:
@@ -257,24 +240,19 @@ class ImageSnapshots(keras.callbacks.Callback):
             arrays of shape `(rows, cols, channels)` in [0, 1].
         """
         model = self.model
-        images = np.asarray(self.x[0] if isinstance(model, CVAE) else self.x, "float32")
-        z = np.random.default_rng(self.seed).standard_normal((self.num_samples, model.latent_dim))
-        z = z.astype("float32")
-        if isinstance(model, CVAE) and model.num_classes is None:
-            # Any condition: those of the first examples, cycled; z from the model's prior.
+        images = np.asarray(self.x[0] if model.conditional else self.x, "float32")
+        # The same prior draws every time: z from the model's prior (p(z | c) for a
+        # CVAE with a prior network), one label each cycling through the classes,
+        # or the conditions of the first examples, cycled.
+        cycle = np.arange(self.num_samples)
+        if model.conditional and model.num_classes is not None:
+            samples = model.generate(cycle % model.num_classes, seed=self.seed)
+        elif model.conditional:
             conditions = np.asarray(self.x[1])
-            conditions = conditions[np.arange(self.num_samples) % len(conditions)]
-            if model.prior is not None:
-                samples = model.generate(conditions, seed=self.seed)
-            else:
-                samples = model.generate(conditions, z=z)
-        elif isinstance(model, CVAE):
-            labels = np.arange(self.num_samples) % model.num_classes
-            samples = model.generate(labels, z=z)
+            samples = model.generate(conditions[cycle % len(conditions)], seed=self.seed)
         else:
-            samples = model.generate(z=z)
-        z_mean, _ = _encode(model, self.x)
-        reconstructions = _decode(model, z_mean, self.x)
+            samples = model.generate(self.num_samples, seed=self.seed)
+        reconstructions = _reconstruct(model, self.x)[2]
         # Originals and reconstructions in alternating rows of n_cols images.
         rows = []
         for start in range(0, images.shape[0], self.n_cols):
@@ -360,19 +338,11 @@ class LatentStatistics(keras.callbacks.Callback):
     def __init__(self, x, threshold=0.01, batch_size=None):
         super().__init__()
         _check_data(x, "LatentStatistics")
-        try:
-            threshold = float(threshold)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"LatentStatistics: threshold must be a number. Received: threshold={threshold!r}"
-            ) from None
-        if not (threshold >= 0 and np.isfinite(threshold)):
-            raise ValueError(
-                "LatentStatistics: threshold must be finite and non-negative. "
-                f"Received: threshold={threshold}"
-            )
+        threshold = _validation.number(
+            threshold, "threshold", "LatentStatistics", non_negative=True
+        )
         if batch_size is not None:
-            batch_size = _positive_int(batch_size, "batch_size", "LatentStatistics")
+            batch_size = _validation.positive_int(batch_size, "batch_size", "LatentStatistics")
         self.x = x
         self.threshold = threshold
         self.batch_size = batch_size
@@ -387,16 +357,10 @@ class LatentStatistics(keras.callbacks.Callback):
         Returns:
             A dict with `kl_dim_0`, ... (floats, nats) and `active_units` (int).
         """
-        size = self.batch_size or 4096
-        means, log_vars = [], []
-        for start in range(0, _count(self.x), size):
-            z_mean, z_log_var = _encode(self.model, _take(self.x, size, start))
-            means.append(z_mean.astype("float64"))
-            log_vars.append(z_log_var.astype("float64"))
-        z_mean, z_log_var = np.concatenate(means), np.concatenate(log_vars)
-        kl = np.mean(0.5 * (np.exp(z_log_var) + np.square(z_mean) - 1.0 - z_log_var), axis=0)
+        kl = evaluation.kl_per_dimension(self.model, self.x, batch_size=self.batch_size)
         values = {f"kl_dim_{j}": float(value) for j, value in enumerate(kl)}
-        values["active_units"] = int(np.sum(np.var(z_mean, axis=0) > self.threshold))
+        variance = evaluation.posterior_mean_variance(self.model, self.x, self.batch_size)
+        values["active_units"] = int(np.sum(variance > self.threshold))
         return values
 
     def on_epoch_end(self, epoch, logs=None):
@@ -534,9 +498,11 @@ class NaNGuard(keras.callbacks.Callback):
         if x is not None:
             _check_data(x, "NaNGuard")
         self.x = x
-        self.max_replay_steps = _positive_int(max_replay_steps, "max_replay_steps", "NaNGuard")
+        self.max_replay_steps = _validation.positive_int(
+            max_replay_steps, "max_replay_steps", "NaNGuard"
+        )
         if verbose not in (0, 1):
-            raise ValueError(f"NaNGuard: verbose must be 0 or 1. Received: verbose={verbose!r}")
+            raise ValueError(f"NaNGuard: verbose must be 0 or 1; received verbose={verbose!r}")
         self.verbose = verbose
         self._snapshot = None
         self._reset()
@@ -561,8 +527,8 @@ class NaNGuard(keras.callbacks.Callback):
         snapshot = _Snapshot(self.model)
         if snapshot.non_finite:
             raise ValueError(
-                "NaNGuard: the model's weights are not finite before training starts. "
-                f"Received: non-finite values in {', '.join(snapshot.non_finite)}"
+                "NaNGuard: the model's weights are not finite before training starts; "
+                f"received non-finite values in {', '.join(snapshot.non_finite)}"
             )
         self._snapshot = snapshot
 
@@ -637,11 +603,11 @@ class NaNGuard(keras.callbacks.Callback):
         previous = None
         try:
             for updates in range(self.max_replay_steps + 1):
-                z_mean, z_log_var = _encode(model, self.x)
+                z_mean, z_log_var, reconstruction = _reconstruct(model, self.x)
                 for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
                     if not np.all(np.isfinite(value)):
                         return _finding(name, updates, previous, learning_rate)
-                if not np.all(np.isfinite(_decode(model, z_mean, self.x))):
+                if not np.all(np.isfinite(reconstruction)):
                     return _finding("reconstruction", updates, previous, learning_rate)
                 current = {"z_mean": _largest(z_mean), "z_log_var": float(np.max(z_log_var))}
                 if current["z_log_var"] > _FLOAT32_EXP_LIMIT:
@@ -697,9 +663,7 @@ def _learning_rate(model):
 
 
 def _beta(model):
-    if not hasattr(model, "_current_beta"):
-        return None
-    return float(ops.convert_to_numpy(model._current_beta()))
+    return float(ops.convert_to_numpy(model.current_beta()))
 
 
 def _finding(name, updates, before, learning_rate, logs=None, value=None, now=False):

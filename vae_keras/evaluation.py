@@ -21,18 +21,13 @@ All functions take a trained `vk.VAE` or `vk.CVAE` first and NumPy-like data
 (for a CVAE, `[images, labels]`); they run on TensorFlow, JAX and PyTorch.
 """
 
-import math
 import random
 
 import keras
 import numpy as np
 from keras import ops
 
-from vae_keras import _validation
-from vae_keras._inputs import InputChecks
-from vae_keras.losses import bernoulli_log_prob, continuous_bernoulli_log_prob, kl_divergence
-from vae_keras.losses import kl_per_dimension as kl_per_dimension_of
-from vae_keras.models import CVAE, _LatentVariableModel
+from vae_keras import _validation, distributions, objective
 
 __all__ = [
     "log_importance_weights",
@@ -50,96 +45,59 @@ DEFAULT_BATCH_SIZE = 4096
 # call the decoder eagerly: on 2 CPU cores tf.function made a 16-D MLP decoder about
 # 30% faster and a convolutional one no faster, not worth a trace per call.
 _JIT_MIN_CODES = 50_000
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
-# ------------------------------------------------------------------ checks
-def _positive_int(value, what, where):
-    return _validation.positive_int(value, what, where)
-
-
-def _split_inputs(model, x, where):
-    """Checks `x` like `evaluate` does; returns (images, one-hot labels or None) as NumPy."""
-    if not isinstance(model, _LatentVariableModel):
-        raise TypeError(f"{where}: model must be a vk.VAE or vk.CVAE; received {type(model)!r}")
-    checks = InputChecks.for_model(model)
-    checks.check_inputs(x)
-    images, labels = checks.split(x)
-    if not hasattr(images, "shape") or not hasattr(images, "dtype"):
-        raise ValueError(
-            f"{where}: expected images as a NumPy-like array (datasets and generators are not "
-            f"supported); received {type(images).__name__}"
+# ------------------------------------------------------------------ inputs
+def _checked(model, x, where, batch_size=None):
+    """`(images, condition, mask, batch_size)`: the data checked by the model, as NumPy."""
+    if not (isinstance(model, keras.Model) and hasattr(model, "checked_arrays")):
+        raise TypeError(
+            f"{where}: model must be a vk.VAE or vk.CVAE; received model of type "
+            f"{type(model).__name__}"
         )
-    images = np.asarray(images, dtype="float32")
-    if images.ndim < 2:
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    batch_size = _validation.positive_int(batch_size, "batch_size", where)
+    return (*model.checked_arrays(x, where), batch_size)
+
+
+def _chunks(n, size):
+    return [slice(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _numpy(tensors):
+    return tuple(ops.convert_to_numpy(ops.cast(t, "float32")) for t in tensors)
+
+
+def _posterior_and_prior(model, images, condition, batch_size):
+    """`(z_mean, z_log_var)` of q and p's `(mean, log_var)` (or `()`), float32 NumPy, chunked."""
+    parts = []
+    for rows in _chunks(images.shape[0], batch_size):
+        chunk = ops.convert_to_tensor(images[rows])
+        cond = None if condition is None else ops.convert_to_tensor(condition[rows])
+        posterior = model.encode(chunk if cond is None else [chunk, cond])
+        parts.append(_numpy(posterior) + _numpy(model.prior_at(cond)))
+    if not parts:
+        d = model.latent_dim
+        return (np.zeros((0, d), "float32"),) * 2, ()
+    columns = [np.concatenate(column) for column in zip(*parts)]
+    return tuple(columns[:2]), tuple(columns[2:])
+
+
+def _given_posterior(posterior, n, where):
+    if not isinstance(posterior, (list, tuple)) or len(posterior) != 2:
         raise ValueError(
-            f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
+            f"{where}: posterior must be a pair (z_mean, z_log_var); "
+            f"received posterior of type {type(posterior).__name__}"
         )
-    condition = None if labels is None else checks.check_condition(labels, n=images.shape[0])
-    return images, condition
-
-
-def _mask_of(model, x, images):
-    """The mask of a CVAE's `[images, condition, mask]`, broadcast to the images; else None."""
-    mask = InputChecks.for_model(model).mask_of(x)
-    if mask is None:
-        return None
-    return np.broadcast_to(InputChecks.for_model(model).check_mask(mask, images), images.shape)
-
-
-def _prior_of(model, condition, batch_size):
-    """`(prior_mean, prior_log_var)` of p(z | c) as float32 NumPy, or None for N(0, I)."""
-    if getattr(model, "prior", None) is None or condition is None:
-        return None
-    means, log_vars = [], []
-    for start in range(0, condition.shape[0], batch_size):
-        mean, log_var = model.prior_params(condition[start : start + batch_size])
-        means.append(mean)
-        log_vars.append(log_var)
-    if not means:
-        d = model.latent_dim
-        return np.zeros((0, d), "float32"), np.zeros((0, d), "float32")
-    return np.concatenate(means), np.concatenate(log_vars)
-
-
-def _repeat(condition, k):
-    """`(b, ...)` conditions repeated for k draws: `(k * b, ...)`, draw-major."""
-    return np.broadcast_to(condition[None], (k,) + condition.shape).reshape(
-        (k * condition.shape[0],) + condition.shape[1:]
-    )
-
-
-def _posterior_params(model, images, condition, batch_size, posterior, where):
-    """(z_mean, z_log_var) as float32 NumPy arrays, from the encoder or the caller."""
-    n = images.shape[0]
-    if posterior is not None:
-        if not isinstance(posterior, (list, tuple)) or len(posterior) != 2:
-            raise ValueError(
-                f"{where}: posterior must be a pair (z_mean, z_log_var); "
-                f"received {type(posterior).__name__}"
-            )
-        z_mean, z_log_var = (np.asarray(p, dtype="float32") for p in posterior)
-        if z_mean.shape != z_log_var.shape or z_mean.ndim != 2 or z_mean.shape[0] != n:
-            raise ValueError(
-                f"{where}: posterior z_mean and z_log_var must both have shape (n, latent_dim) "
-                f"with n = {n} images; received {z_mean.shape} and {z_log_var.shape}"
-            )
-        if not (np.all(np.isfinite(z_mean)) and np.all(np.isfinite(z_log_var))):
-            raise ValueError(f"{where}: posterior contains NaN or infinite values")
-        return z_mean, z_log_var
-    means, log_vars = [], []
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        chunk = ops.convert_to_tensor(images[start:stop])
-        if condition is not None:
-            chunk = [chunk, ops.convert_to_tensor(condition[start:stop])]
-        z_mean, z_log_var = model.encode(chunk)
-        means.append(ops.convert_to_numpy(z_mean).astype("float32"))
-        log_vars.append(ops.convert_to_numpy(z_log_var).astype("float32"))
-    if not means:
-        d = model.latent_dim
-        return np.zeros((0, d), "float32"), np.zeros((0, d), "float32")
-    return np.concatenate(means), np.concatenate(log_vars)
+    z_mean, z_log_var = (np.asarray(p, dtype="float32") for p in posterior)
+    if z_mean.shape != z_log_var.shape or z_mean.ndim != 2 or z_mean.shape[0] != n:
+        raise ValueError(
+            f"{where}: posterior z_mean and z_log_var must both have shape (n, latent_dim) "
+            f"with n = {n} images; received {z_mean.shape} and {z_log_var.shape}"
+        )
+    if not (np.all(np.isfinite(z_mean)) and np.all(np.isfinite(z_log_var))):
+        raise ValueError(f"{where}: posterior contains NaN or infinite values")
+    return z_mean, z_log_var
 
 
 def _rng(seed, where):
@@ -151,67 +109,39 @@ def _rng(seed, where):
 
 
 # -------------------------------------------------------- log-likelihood
-def _log_likelihood_given_z(model, images, reconstruction):
-    """log p(x | z) in nats, with all constants; reconstruction has shape (k, b, ...)."""
-    images = ops.cast(images, reconstruction.dtype)[None]
-    axes = tuple(range(2, len(reconstruction.shape)))
-    if model.likelihood == "bernoulli":
-        return ops.sum(bernoulli_log_prob(images, reconstruction), axis=axes)
-    if model.likelihood == "continuous_bernoulli":
-        return ops.sum(continuous_bernoulli_log_prob(images, reconstruction), axis=axes)
-    sigma = model.sigma
-    size = int(np.prod(images.shape[2:]))
-    squared = ops.sum(ops.square(images - reconstruction), axis=axes)
-    return -squared / (2.0 * sigma**2) - 0.5 * size * math.log(2.0 * math.pi * sigma**2)
+def _log_px(model, images, z, condition, mask):
+    """log p(x | z) with every constant, `(k * b,)`, for images `(b, ...)` and codes `(k * b, d)`.
 
-
-def _log_px_given_codes(model, images, z, condition, mask=None):
-    """log p(x | z), shape (k, b), for images (b, ...) and codes (k * b, latent_dim).
-
-    With a mask (of the images' shape), only the masked pixels are scored:
-    `sum_i mask_i log p(x_i | z)`.
+    With a mask, only the masked pixels are scored (each with its constant).
     """
-    # float32 whatever the compute dtype: 784 per-pixel terms summed in 16 bits lose digits
+    k = z.shape[0] // images.shape[0]
+    condition = objective.tile(condition, k)
     reconstruction = model.decode(z if condition is None else [z, condition])
     if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
         raise ValueError(
             f"the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
             f"images' shape {tuple(images.shape[1:])}"
         )
-    b = images.shape[0]
-    if mask is None:
-        shape = (-1, b) + tuple(reconstruction.shape[1:])
-        return _log_likelihood_given_z(model, images, ops.reshape(reconstruction, shape))
-    # Every pixel its own "image" of shape (1,): the per-pixel log-probabilities,
-    # each with its own normalizing constant, then weighted by the mask.
-    pixels = int(np.prod(images.shape[1:]))
-    per_pixel = _log_likelihood_given_z(
-        model,
-        ops.reshape(images, (b * pixels, 1)),
-        ops.reshape(reconstruction, (-1, b * pixels, 1)),
+    return model.likelihood_distribution.log_prob(
+        objective.tile(images, k), reconstruction, objective.tile(mask, k)
     )
-    per_pixel = ops.reshape(per_pixel, (-1, b, pixels))
-    weight = ops.reshape(ops.cast(mask, per_pixel.dtype), (1, b, pixels))
-    return ops.sum(per_pixel * weight, axis=2)
 
 
 def _log_px_function(model, n_codes):
-    """`fn(images, z, condition, mask)` computing `_log_px_given_codes`, jit-compiled on JAX."""
+    """`fn(images, z, condition, mask)` computing `_log_px`, jit-compiled on JAX for large jobs."""
     if keras.backend.backend() != "jax" or n_codes < _JIT_MIN_CODES:
-        return lambda images, z, condition, mask=None: _log_px_given_codes(
-            model, images, z, condition, mask
-        )
+        return lambda *arguments: _log_px(model, *arguments)
     import jax
 
     variables = list(model.decoder.variables)
 
-    def pure(values, images, z, condition, mask):
+    def pure(values, *arguments):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            return _log_px_given_codes(model, images, z, condition, mask)
+            return _log_px(model, *arguments)
 
     jitted = jax.jit(pure)
     values = [v.value for v in variables]
-    return lambda images, z, condition, mask=None: jitted(values, images, z, condition, mask)
+    return lambda *arguments: jitted(values, *arguments)
 
 
 def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=None, posterior=None):
@@ -246,76 +176,45 @@ def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=Non
 
 
 def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, where, reduce):
-    num_samples = _positive_int(num_samples, "num_samples", where)
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    batch_size = _positive_int(batch_size, "batch_size", where)
+    num_samples = _validation.positive_int(num_samples, "num_samples", where)
+    images, condition, mask, batch_size = _checked(model, x, where, batch_size)
     rng = _rng(seed, where)
-    images, condition = _split_inputs(model, x, where)
-    mask = _mask_of(model, x, images)
     n = images.shape[0]
-    z_mean, z_log_var = _posterior_params(model, images, condition, batch_size, posterior, where)
-    latent_dim = z_mean.shape[1] if z_mean.ndim == 2 else model.latent_dim
-    prior = _prior_of(model, condition, batch_size)
-
+    (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, batch_size)
+    if posterior is not None:
+        z_mean, z_log_var = _given_posterior(posterior, n, where)
+    latent_dim = z_mean.shape[1]
     # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
     log_px_fn = _log_px_function(model, n * num_samples)
     examples = max(1, min(n, batch_size // num_samples)) if n else 1
-    draws_cap = max(1, batch_size // examples)
-    num_chunks = -(-num_samples // draws_cap)
+    num_chunks = -(-num_samples // max(1, batch_size // examples))
     draws = -(-num_samples // num_chunks)  # balanced chunks: fewer distinct shapes
     out = np.empty((n, 1 if reduce else num_samples), dtype="float64")
-    for start in range(0, n, examples):
-        stop = min(n, start + examples)
-        b = stop - start
-        x_chunk = ops.convert_to_tensor(images[start:stop])
-        cond = None if condition is None else condition[start:stop]
-        mask_chunk = None if mask is None else ops.convert_to_tensor(mask[start:stop])
-        mean = z_mean[start:stop][None]  # (1, b, d)
-        std = np.exp(0.5 * z_log_var[start:stop])[None]
-        log_var_sum = z_log_var[start:stop].sum(axis=1, dtype="float64")  # (b,)
-        if prior is not None:
-            prior_mean = prior[0][start:stop][None].astype("float64")  # (1, b, d)
-            prior_precision = np.exp(-prior[1][start:stop].astype("float64"))[None]
-            prior_log_var_sum = prior[1][start:stop].sum(axis=1, dtype="float64")
-        chunks = []
+    for rows in _chunks(n, examples):
+        b = rows.stop - rows.start
+        part = [None if a is None else ops.convert_to_tensor(a[rows]) for a in (condition, mask)]
+        weights = []
         for k0 in range(0, num_samples, draws):
             k = min(draws, num_samples - k0)
-            eps = rng.standard_normal((k, b, latent_dim), dtype="float32")
-            z = mean + std * eps  # (k, b, d)
-            if prior is None:
-                # log p(z) - log q(z|x) = -0.5 * sum_j (z_j^2 - eps_j^2 - log_var_j); the
-                # 2*pi constants cancel.
-                log_prior_ratio = -0.5 * (
-                    np.sum(np.square(z, dtype="float64") - np.square(eps, dtype="float64"), axis=2)
-                    - log_var_sum[None]
-                )
-            else:
-                # log p(z|c) - log q(z|x,c) = -0.5 * sum_j ((z_j - m_j)^2 / s_j^2 + log s_j^2
-                # - eps_j^2 - log_var_j), with p(z|c) = N(m, diag(s^2)).
-                squared = np.square(z.astype("float64") - prior_mean) * prior_precision
-                log_prior_ratio = -0.5 * (
-                    np.sum(squared - np.square(eps, dtype="float64"), axis=2)
-                    + prior_log_var_sum[None]
-                    - log_var_sum[None]
-                )
-            z_flat = ops.convert_to_tensor(z.reshape(k * b, latent_dim))
-            cond_flat = None
-            if cond is not None:
-                cond_flat = ops.convert_to_tensor(_repeat(cond, k))
+            eps = rng.standard_normal((k * b, latent_dim), dtype="float32")
+            z = distributions.reparameterize(
+                objective.tile(z_mean[rows], k), objective.tile(z_log_var[rows], k), eps
+            )
             try:
-                log_px = ops.convert_to_numpy(log_px_fn(x_chunk, z_flat, cond_flat, mask_chunk))
+                log_px = log_px_fn(ops.convert_to_tensor(images[rows]), z, *part)
             except ValueError as error:
                 if "decoder's output shape" not in str(error):
                     raise
                 raise ValueError(f"{where}: {error}") from None
-            chunks.append((log_px.astype("float64") + log_prior_ratio).T)  # (b, k)
-        weights = np.concatenate(chunks, axis=1)
-        if reduce:
-            top = weights.max(axis=1, keepdims=True)
-            lse = top[:, 0] + np.log(np.mean(np.exp(weights - top), axis=1))
-            out[start:stop, 0] = lse
+            chunk_prior = tuple(p[rows] for p in prior)
+            w = objective.log_weights(log_px, z_mean[rows], z_log_var[rows], eps, chunk_prior, k)
+            weights.append(ops.convert_to_numpy(w).astype("float64").T)  # (b, k)
+        weights = np.concatenate(weights, axis=1)
+        if reduce:  # log-mean-exp over all the draws, in float64
+            top = weights.max(axis=1)
+            out[rows, 0] = top + np.log(np.mean(np.exp(weights - top[:, None]), axis=1))
         else:
-            out[start:stop] = weights
+            out[rows] = weights
     return out[:, 0] if reduce else out
 
 
@@ -383,16 +282,11 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
 
 
 # ---------------------------------------------------- collapse diagnostics
-def _encoded(model, x, batch_size, where, with_prior=False):
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    batch_size = _positive_int(batch_size, "batch_size", where)
-    images, condition = _split_inputs(model, x, where)
+def _encoded(model, x, batch_size, where):
+    images, condition, _, batch_size = _checked(model, x, where, batch_size)
     if images.shape[0] == 0:
         raise ValueError(f"{where}: needs at least one example; received 0")
-    params = _posterior_params(model, images, condition, batch_size, None, where)
-    if with_prior:
-        return params, _prior_of(model, condition, batch_size)
-    return params
+    return _posterior_and_prior(model, images, condition, batch_size)
 
 
 def kl_per_dimension(model, x, batch_size=None):
@@ -411,9 +305,8 @@ def kl_per_dimension(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`, in nats.
     """
-    (z_mean, z_log_var), prior = _encoded(model, x, batch_size, "kl_per_dimension", with_prior=True)
-    prior = () if prior is None else tuple(p.astype("float64") for p in prior)
-    kl = kl_per_dimension_of(z_mean.astype("float64"), z_log_var.astype("float64"), *prior)
+    posterior, prior = _encoded(model, x, batch_size, "kl_per_dimension")
+    kl = distributions.kl_per_dimension(*(p.astype("float64") for p in posterior + prior))
     return np.mean(ops.convert_to_numpy(kl).astype("float64"), axis=0)
 
 
@@ -431,7 +324,7 @@ def posterior_mean_variance(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`.
     """
-    z_mean, _ = _encoded(model, x, batch_size, "posterior_mean_variance")
+    (z_mean, _), _ = _encoded(model, x, batch_size, "posterior_mean_variance")
     return np.var(z_mean.astype("float64"), axis=0)
 
 
@@ -477,9 +370,9 @@ class _Frozen:
 class _PerExamplePosterior(keras.Model):
     """q(z | x_i) = N(mean_i, diag(exp(log_var_i))) with free parameters per example."""
 
-    def __init__(self, vae, z_mean, z_log_var, num_samples, seed, prior=None):
+    def __init__(self, vae, z_mean, z_log_var, num_samples, seed, prior=()):
         super().__init__(name="per_example_posterior")
-        self._prior = prior  # p(z | c_i) as NumPy (mean, log_var), or None for N(0, I)
+        self._prior = prior  # p(z | c_i) as NumPy (mean, log_var), or () for N(0, I)
         # Held in a plain object, so Keras does not track the VAE's weights as this
         # model's own: only the per-example parameters below are trained.
         self._frozen = _Frozen(vae)
@@ -501,24 +394,15 @@ class _PerExamplePosterior(keras.Model):
         vae = self._frozen.model
         images, condition = x
         k = self._num_samples
-        eps = keras.random.normal((k,) + tuple(self.z_mean.shape), seed=self.seed_generator)
-        z = self.z_mean[None] + ops.exp(0.5 * self.z_log_var)[None] * eps
         n, d = self.z_mean.shape
-        z_flat = ops.reshape(z, (k * n, d))
-        cond_flat = None
-        if isinstance(vae, CVAE):
-            shape = tuple(condition.shape[1:])
-            cond_flat = ops.reshape(
-                ops.broadcast_to(condition[None], (k, n) + shape), (k * n,) + shape
-            )
-        reconstruction = vae.decode(z_flat if cond_flat is None else [z_flat, cond_flat])
-        reconstruction = ops.reshape(reconstruction, (k, n) + tuple(reconstruction.shape[1:]))
-        log_px = _log_likelihood_given_z(vae, images, reconstruction)  # (k, n)
-        prior = () if self._prior is None else self._prior
-        kl = kl_divergence(self.z_mean, self.z_log_var, *prior)
+        eps = keras.random.normal((k * n, d), seed=self.seed_generator)
+        mean, log_var = objective.tile(self.z_mean, k), objective.tile(self.z_log_var, k)
+        z = distributions.reparameterize(mean, log_var, eps)
+        log_px = _log_px(vae, images, z, condition if vae.conditional else None, None)
+        kl = distributions.kl_divergence(self.z_mean, self.z_log_var, *self._prior)
         # Sum (not mean) over examples: each example's parameters get the gradient
         # of its own negative ELBO, whatever n is.
-        return ops.sum(-ops.mean(log_px, axis=0) + kl)
+        return ops.sum(-ops.mean(ops.reshape(log_px, (k, n)), axis=0) + kl)
 
 
 def optimize_posterior(
@@ -550,13 +434,13 @@ def optimize_posterior(
         ready for `log_likelihood(..., posterior=...)`.
     """
     where = "optimize_posterior"
-    steps = _positive_int(steps, "steps", where)
-    num_samples = _positive_int(num_samples, "num_samples", where)
+    steps = _validation.positive_int(steps, "steps", where)
+    num_samples = _validation.positive_int(num_samples, "num_samples", where)
     learning_rate = _validation.number(learning_rate, "learning_rate", where, positive=True)
     if init not in ("encoder", "prior"):
-        raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received {init!r}")
-    images, condition = _split_inputs(model, x, where)
-    if _mask_of(model, x, images) is not None:
+        raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received init={init!r}")
+    images, condition, mask, _ = _checked(model, x, where)
+    if mask is not None:
         raise ValueError(
             f"{where}: a mask is not supported here (it fits q to every pixel); give "
             "[images, condition] without the mask"
@@ -564,27 +448,12 @@ def optimize_posterior(
     n = images.shape[0]
     if n == 0:
         raise ValueError(f"{where}: needs at least one example; received 0")
-    if init == "encoder":
-        z_mean, z_log_var = _posterior_params(
-            model, images, condition, DEFAULT_BATCH_SIZE, None, where
-        )
-    else:
-        if model.latent_dim is None:
-            raise ValueError(
-                f"{where}: init='prior' needs the latent width, unknown until the model has "
-                "been built or called; use init='encoder'"
-            )
-        z_mean = np.zeros((n, model.latent_dim), "float32")
-        z_log_var = np.zeros_like(z_mean)
-    prior = _prior_of(model, condition, DEFAULT_BATCH_SIZE)
-    if init == "prior" and prior is not None:
-        z_mean, z_log_var = prior  # p(z | c) of the CVAE's prior network
+    (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, DEFAULT_BATCH_SIZE)
+    if init == "prior":  # N(0, I), or p(z | c) of the CVAE's prior network
+        z_mean, z_log_var = prior or (np.zeros_like(z_mean), np.zeros_like(z_log_var))
     if condition is None:
         condition = np.zeros((n, 1), "float32")
     fitter = _PerExamplePosterior(model, z_mean, z_log_var, num_samples, seed, prior)
     fitter.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
     fitter.fit([images, condition], epochs=steps, batch_size=n, shuffle=False, verbose=0)
-    return (
-        ops.convert_to_numpy(fitter.z_mean).astype("float32"),
-        ops.convert_to_numpy(fitter.z_log_var).astype("float32"),
-    )
+    return _numpy((fitter.z_mean, fitter.z_log_var))

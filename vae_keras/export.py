@@ -18,15 +18,19 @@ Endpoints of a `VAE` (images of the encoder's input shape, float32):
   are the decoder's output except for the continuous Bernoulli likelihood,
   whose mean is not its parameter lambda (as `model.generate` returns them).
 
-A `CVAE`'s endpoints take integer class ids as well: `encode(images, labels)`,
-`decode(z, labels)` and `generate(labels, seed)` (one image per label).
+A `CVAE`'s endpoints take its condition as well: `encode(images, c)`,
+`decode(z, c)` and `generate(c, seed)` (one image per condition), with `c`
+integer class ids for a CVAE with `num_classes`, and a float32 tensor of the
+condition's shape for any other CVAE. `generate` draws z from the model's prior:
+N(0, I), or p(z | c) for a CVAE with a `prior` network, `z = prior_mean(c) +
+exp(0.5 * prior_log_var(c)) * eps` with the same `eps`.
 """
 
 import os
 
 import keras
 
-from vae_keras.losses import likelihood_mean
+from vae_keras.distributions import reparameterize
 from vae_keras.models import CVAE, VAE
 
 __all__ = ["export_serving"]
@@ -37,7 +41,7 @@ def _tf():
         raise ValueError(
             "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
             "Save the model with model.save('model.keras'), load it in a process started with "
-            "KERAS_BACKEND=tensorflow and export it there. Received: "
+            "KERAS_BACKEND=tensorflow and export it there; received "
             f"backend={keras.backend.backend()!r}"
         )
     import tensorflow as tf
@@ -77,14 +81,14 @@ def export_serving(model, filepath):
     tf = _tf()
     if not isinstance(model, (VAE, CVAE)):
         raise TypeError(
-            "export_serving: model must be a vk.VAE or vk.CVAE. Received: model of type "
+            "export_serving: model must be a vk.VAE or vk.CVAE; received model of type "
             f"{type(model).__name__}"
         )
     encoder_inputs = getattr(model.encoder, "inputs", None)
     if not encoder_inputs:
         raise ValueError(
             "export_serving: the encoder must declare its input shape (a functional or "
-            "Sequential model with an Input). Received: an encoder of type "
+            "Sequential model with an Input); received an encoder of type "
             f"{type(model.encoder).__name__} without inputs"
         )
     image_shape = tuple(encoder_inputs[0].shape[1:])
@@ -94,55 +98,53 @@ def export_serving(model, filepath):
 
     images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
-    labels_spec = tf.TensorSpec((None,), tf.int32, name="labels")
-    seed_spec = tf.TensorSpec((), tf.int32, name="seed")
-
-    def prior(n, seed):
-        return tf.random.stateless_normal((n, latent_dim), seed=tf.stack([seed, 0]))
 
     def posterior(outputs):
         z_mean, z_log_var = outputs
         return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
 
-    if conditional and (model.num_classes is None or model.prior is not None):
-        raise ValueError(
-            "export_serving: the serving endpoints take class labels and draw z from N(0, I); "
-            "a CVAE with num_classes=None or a prior network is not supported yet (use "
-            f"model.export for its mean reconstruction); received num_classes="
-            f"{model.num_classes!r} and prior={type(model.prior).__name__}"
+    def generate(n, seed, condition=None):
+        eps = tf.random.stateless_normal((n, latent_dim), seed=tf.stack([seed, 0]))
+        prior = model.prior_at(condition)
+        z = reparameterize(*prior, eps) if prior else eps
+        # the mean of p(x | z), as model.generate returns it
+        return model.likelihood_distribution.mean(decode(z, condition))
+
+    def decode(z, condition=None):
+        z = tf.cast(z, model.compute_dtype)
+        return tf.cast(
+            decoder(z if condition is None else [z, condition], training=False), "float32"
         )
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-
-    def mean(decoded):  # generate returns the mean of p(x | z), as model.generate does
-        return likelihood_mean(decoded, model.likelihood)
-
+    seed_spec = tf.TensorSpec((), tf.int32, name="seed")
     if conditional:
+        if model.num_classes is not None:
+            spec = tf.TensorSpec((None,), tf.int32, name="labels")
 
-        def one_hot(labels):
-            return tf.one_hot(labels, model.num_classes, dtype=model.compute_dtype)
+            def network_input(c):
+                return tf.one_hot(c, model.num_classes, dtype=model.compute_dtype)
+        else:
+            spec = tf.TensorSpec((None,) + tuple(encoder_inputs[1].shape[1:]), tf.float32, "c")
 
-        def decode(z, labels):
-            z = tf.cast(z, model.compute_dtype)
-            return tf.cast(decoder([z, one_hot(labels)], training=False), tf.float32)
+            def network_input(c):
+                return tf.cast(c, model.compute_dtype)
 
         archive.add_endpoint(
             "encode",
-            lambda images, labels: posterior(encoder([images, one_hot(labels)], training=False)),
-            input_signature=[images_spec, labels_spec],
+            lambda images, c: posterior(encoder([images, network_input(c)], training=False)),
+            input_signature=[images_spec, spec],
         )
-        archive.add_endpoint("decode", decode, input_signature=[z_spec, labels_spec])
+        archive.add_endpoint(
+            "decode", lambda z, c: decode(z, network_input(c)), input_signature=[z_spec, spec]
+        )
         archive.add_endpoint(
             "generate",
-            lambda labels, seed: mean(decode(prior(tf.shape(labels)[0], seed), labels)),
-            input_signature=[labels_spec, seed_spec],
+            lambda c, seed: generate(tf.shape(c)[0], seed, network_input(c)),
+            input_signature=[spec, seed_spec],
         )
     else:
-
-        def decode(z):
-            z = tf.cast(z, model.compute_dtype)
-            return tf.cast(decoder(z, training=False), tf.float32)
-
         archive.add_endpoint(
             "encode",
             lambda images: posterior(encoder(images, training=False)),
@@ -150,9 +152,7 @@ def export_serving(model, filepath):
         )
         archive.add_endpoint("decode", decode, input_signature=[z_spec])
         archive.add_endpoint(
-            "generate",
-            lambda n, seed: mean(decode(prior(n, seed))),
-            input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec],
+            "generate", generate, input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec]
         )
     archive.write_out(os.fspath(filepath), verbose=False)
     return filepath

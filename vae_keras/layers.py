@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from vae_keras.distributions import reparameterize
+
 __all__ = ["Sampling", "sampling"]
 
 
@@ -26,19 +28,17 @@ def _check_pair(inputs, where):
     return z_mean, z_log_var
 
 
-def _reparameterize(z_mean, z_log_var, seed, dtype):
-    """`z_mean + exp(0.5 * z_log_var) * eps`, computed in float32 (or wider), cast to `dtype`.
+def _sample(z_mean, z_log_var, seed, dtype):
+    """One draw of `eps ~ N(0, I)` through `distributions.reparameterize`, cast to `dtype`.
 
-    Under a mixed-precision policy the inputs arrive in float16 or bfloat16;
-    `exp(0.5 * z_log_var)` overflows float16 for log-variances above about 22,
-    so the arithmetic runs in float32 and only the result takes `dtype`.
+    `eps` is drawn in float32 (or wider): under mixed precision the arithmetic
+    must not run in float16, where `exp(0.5 * z_log_var)` overflows.
     """
     z_mean = ops.convert_to_tensor(z_mean)
     z_log_var = ops.convert_to_tensor(z_log_var)
     wide = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
-    z_mean, z_log_var = ops.cast(z_mean, wide), ops.cast(z_log_var, wide)
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=wide, seed=seed)
-    return ops.cast(z_mean + ops.exp(0.5 * z_log_var) * epsilon, dtype)
+    return ops.cast(reparameterize(z_mean, z_log_var, epsilon), dtype)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -85,7 +85,7 @@ class Sampling(keras.layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = _check_pair(inputs, "Sampling")
-        return _reparameterize(z_mean, z_log_var, self.seed_generator, self.compute_dtype)
+        return _sample(z_mean, z_log_var, self.seed_generator, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
@@ -137,4 +137,4 @@ def sampling(args):
     """
     z_mean, z_log_var = _check_pair(args, "sampling")
     z_mean = ops.convert_to_tensor(z_mean)
-    return _reparameterize(z_mean, z_log_var, None, z_mean.dtype)
+    return _sample(z_mean, z_log_var, None, z_mean.dtype)

@@ -1,47 +1,38 @@
 """VAE and CVAE as `keras.Model` subclasses that train with a plain `fit`.
 
-What one training step computes, on every backend:
+What one training step computes, on every backend (`train_step` -> `call` ->
+`compute_loss`, reading top to bottom in this file and three others):
 
-1. One encoder pass: `z_mean, z_log_var = encoder(x)`.
-2. One draw `z = z_mean + exp(0.5 * z_log_var) * eps` (the `Sampling` layer).
+1. One encoder pass: `z_mean, z_log_var = encoder(x)` (and one pass of a CVAE's
+   prior network, `prior_at(c)`).
+2. One draw `z = z_mean + exp(0.5 * z_log_var) * eps` (`distributions.reparameterize`),
+   k draws per example with `importance_samples=k`.
 3. One decoder pass: `reconstruction = decoder(z)`.
-4. The negative ELBO, per example and averaged over the batch:
-   `reconstruction_loss + beta * kl_loss` (plus any regularization losses of the
-   sub-models), computed in float32 whatever the compute dtype.
+4. The loss, `objective.negative_elbo`: `reconstruction_loss + beta * kl_loss`
+   per example and averaged over the batch (or the IWAE bound), in float32,
+   plus any regularization losses of the sub-models.
 
-`beta` is a number or a Keras schedule (`LearningRateSchedule`, e.g.
-`vk.LinearWarmup` for KL warm-up or `vk.CyclicalAnnealing`), evaluated at the
-model's own training step counter inside the compiled step; `model.beta = x`
-takes effect from the next step. `free_bits` (Kingma et al., 2016) puts a floor
-under each latent dimension's batch-average KL in the loss.
+`beta` is a number or a Keras schedule evaluated at the model's own step
+counter inside the compiled step, and `free_bits` a floor under each latent
+dimension's KL: both can be reassigned, and the next step uses the new value.
+`likelihood`, `sigma` and `importance_samples` are fixed at construction.
 
-The rest lives beside this file, one concern each, and the model class
-inherits the two mixins: the checks of user data and the entry points that run
-them, `fit` to `predict_on_batch` (`_inputs.py`, `CheckedEntryPoints`); the
-compile policy and `compile` (`_execution.py`, `CompilePolicy`); the checks of
-the sub-models (`_submodels.py`); multi-device training (`_distribution.py`);
-and the number validators (`_validation.py`).
+Beside this file: the checks of user data and the entry points that run them
+(`_inputs.py`), the compile policy (`_execution.py`), the checks of the
+sub-models (`_submodels.py`).
 """
 
 import contextlib
-import math
 import threading
 
 import keras
 import numpy as np
 from keras import ops
 
-from vae_keras import _distribution, _submodels, _validation
+from vae_keras import _submodels, _validation, distributions, evaluation, objective
 from vae_keras._execution import CompilePolicy
-from vae_keras._inputs import CheckedEntryPoints, one_hot, static_shape
+from vae_keras._inputs import CheckedEntryPoints, InputChecks, one_hot
 from vae_keras.layers import Sampling
-from vae_keras.losses import (
-    LIKELIHOODS,
-    VAELoss,
-    kl_divergence,
-    kl_per_dimension,
-    likelihood_mean,
-)
 
 __all__ = ["VAE", "CVAE"]
 
@@ -56,14 +47,13 @@ def _inside_step(model):
     active = getattr(_STEP_CONTEXT, "models", None)
     if active is None:
         active = _STEP_CONTEXT.models = set()
-    key = id(model)
-    entered = key not in active
-    active.add(key)
+    entered = id(model) not in active
+    active.add(id(model))
     try:
         yield
     finally:
         if entered:
-            active.discard(key)
+            active.discard(id(model))
 
 
 def _is_inside_step(model):
@@ -101,60 +91,9 @@ def _parse_beta(value, where):
     return None, _validation.number(value, "beta", where, non_negative=True)
 
 
-def _carries_weights_only(y):
-    """The empty `(n, 0)` targets the entry points pass so that Keras keeps sample weights."""
-    shape = static_shape(y) if hasattr(y, "shape") else None
-    return shape is not None and len(shape) == 2 and shape[-1] == 0
-
-
 def _host_array(x):
     """NumPy arrays and Python lists: data on the host that public methods check."""
     return isinstance(x, (np.ndarray, list))
-
-
-def _tile(x, k):
-    """`k` copies of a batch stacked along the batch axis: rows `[x_1..x_n, x_1..x_n, ...]`."""
-    if x is None or k == 1:
-        return x
-    return ops.tile(x, (k,) + (1,) * (len(ops.shape(x)) - 1))
-
-
-def _masked_reconstruction_loss(loss_fn, images, reconstruction, weight):
-    """Sum over pixels of `mask * -log p(pixel | z)`, one value per example.
-
-    The loss sums its per-element terms over every non-batch axis, so on arrays
-    of shape `(elements, 1)` it returns the per-element terms themselves.
-    """
-    per_element = loss_fn(ops.reshape(images, (-1, 1)), ops.reshape(reconstruction, (-1, 1)))
-    per_element = ops.reshape(per_element, ops.shape(images))
-    weight = ops.broadcast_to(weight, ops.shape(images))
-    axes = tuple(range(1, len(ops.shape(images))))
-    return ops.sum(per_element * weight, axis=axes)
-
-
-def _log_prior_ratio(z_mean, z_log_var, epsilon, prior_mean=None, prior_log_var=None):
-    """`log p(z) - log q(z | x)` per row for `z = z_mean + exp(z_log_var / 2) * epsilon`.
-
-    `log q(z | x) = -1/2 sum_j (log 2 pi + z_log_var_j + epsilon_j^2)`, and
-    `log p(z) = -1/2 sum_j (log 2 pi + z_j^2)` for N(0, I) or, for p(z | c) =
-    N(m, diag(exp(s))), `-1/2 sum_j (log 2 pi + s_j + (z_j - m_j)^2 exp(-s_j))`;
-    the `log 2 pi` terms cancel. In float32.
-    """
-    z_mean, z_log_var, epsilon = (ops.cast(t, "float32") for t in (z_mean, z_log_var, epsilon))
-    z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
-    if prior_mean is None:
-        log_p = ops.square(z)
-    else:
-        prior_log_var = ops.cast(prior_log_var, "float32")
-        log_p = prior_log_var + ops.square(z - ops.cast(prior_mean, "float32")) * ops.exp(
-            -prior_log_var
-        )
-    return -0.5 * ops.sum(log_p - z_log_var - ops.square(epsilon), axis=-1)
-
-
-def _log_mean_exp(values):
-    """`log (1/k) sum_i exp(values_i)` over axis 0, stable for any magnitude."""
-    return ops.logsumexp(values, axis=0) - math.log(values.shape[0])
 
 
 class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
@@ -163,16 +102,16 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     One forward pass per step: Keras' `train_step` and `test_step` call the
     model and then pass what it returned to `compute_loss`. While one of this
     model's steps runs (a thread-local flag set by `train_step`/`test_step`),
-    `call` returns `{reconstruction, z_mean, z_log_var}` from one encoder pass,
-    one draw and one decoder pass, and `compute_loss` reads them, so a
-    BatchNormalization updates its statistics once and a Dropout draws once.
-    Everywhere else (`model(x)`, `predict`, a serving export) `call` returns the
-    deterministic mean reconstruction `decoder(z_mean)`. The flag is needed
-    because Keras calls the model with `training=False` both in `test_step`,
-    which needs the sampled pass, and in `predict_step`, which must not sample.
+    `call` returns the dict of one encoder pass, one draw and one decoder pass,
+    and `compute_loss` reads it, so a BatchNormalization updates its statistics
+    once and a Dropout draws once. Everywhere else (`model(x)`, `predict`, a
+    serving export) `call` returns the deterministic mean reconstruction. The
+    flag is needed because Keras calls the model with `training=False` both in
+    `test_step`, which needs the sampled pass, and in `predict_step`, which must
+    not sample.
     """
 
-    _conditional = False
+    conditional = False
 
     def __init__(
         self,
@@ -189,17 +128,15 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     ):
         super().__init__(**kwargs)
         name = type(self).__name__
-        for role, model in (("encoder", encoder), ("decoder", decoder)):
-            if not isinstance(model, keras.layers.Layer):
+        for role, model in (("encoder", encoder), ("decoder", decoder), ("prior", _prior)):
+            if model is not None and not isinstance(model, keras.layers.Layer):
                 raise TypeError(
-                    f"{name}: {role} must be a Keras model or layer; received {type(model).__name__}"
+                    f"{name}: {role} must be a Keras model or layer; "
+                    f"received {role} of type {type(model).__name__}"
                 )
         beta_schedule, beta_number = _parse_beta(beta, name)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(
-                f"{name}: unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}"
-            )
         sigma = _validation.number(sigma, "sigma", name, positive=True)
+        distribution = distributions.get(likelihood, sigma, where=name)
         if likelihood != "gaussian" and sigma != 1.0:
             raise ValueError(
                 f"{name}: sigma is the standard deviation of the Gaussian likelihood; with "
@@ -207,20 +144,19 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             )
         self.encoder = encoder
         self.decoder = decoder
-        # A CVAE's network for p(z | c); None means N(0, I). Set here, before `build`
+        # A CVAE's network for p(z | c); None means N(0, I). Set before `build`
         # below locks the model's state (and as an attribute, not a class default,
         # which PyTorch's module lookup would return instead of the sub-model).
         self.prior = _prior
         self.seed = _validation.seed(seed, name)
-        self.likelihood = likelihood
+        self._likelihood = distribution
         self._free_bits = _validation.number(free_bits, "free_bits", name, non_negative=True)
-        self.importance_samples = _validation.positive_int(
+        self._importance_samples = _validation.positive_int(
             importance_samples, "importance_samples", name
         )
         self._check_importance_settings(beta_schedule, beta_number, self._free_bits)
         self._latent_dim = _submodels.functional_latent_dim(encoder, decoder)
-        self.sampler = Sampling(seed=seed, name="sampling")
-        self.reconstruction_loss_fn = VAELoss(likelihood=likelihood, sigma=sigma, reduction=None)
+        self.sampler = Sampling(seed=seed, name="sampling")  # its seed generator draws eps
         # State the compiled step reads, so that changing it needs no retracing.
         self.training_steps = keras.Variable(
             0,
@@ -251,14 +187,25 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         _submodels.check_functional_shapes(type(self).__name__, self.encoder, self.decoder)
 
     def build(self, input_shape):
-        """Builds sub-models that are not built yet, by tracing the mean reconstruction."""
-        if not (self.encoder.built and self.decoder.built) or self._latent_dim is None:
-            specs = keras.tree.map_shape_structure(
-                lambda shape: keras.KerasTensor(shape, dtype=self.input_dtype), input_shape
-            )
-            self._mean_reconstruction(specs)  # symbolic: builds, computes nothing
+        """Builds the sub-models, checking what they return on a symbolic batch.
 
-    # ------------------------------------------------------- beta, free bits
+        Functional sub-models were checked from their declared shapes when the
+        model was constructed; the others are traced here once, so the steps
+        run without checks.
+        """
+        specs = keras.tree.map_shape_structure(
+            lambda shape: keras.KerasTensor(shape, dtype=self.input_dtype), input_shape
+        )
+        images, condition, _ = self._unpack(specs)
+        where = type(self).__name__
+        z_mean, z_log_var = _submodels.check_encoder_outputs(where, self._encode(images, condition))
+        self._latent_dim = z_mean.shape[-1] if z_mean.shape[-1] is not None else self._latent_dim
+        reconstruction = self.decoder(z_mean if condition is None else [z_mean, condition])
+        _submodels.check_reconstruction(where, images, reconstruction)
+        if self.prior is not None:
+            _submodels.check_prior_outputs(where, self.prior(condition), self._latent_dim)
+
+    # ------------------------------------------------------- hyperparameters
     @property
     def beta(self):
         """The KL weight: a number, or the schedule evaluated at `training_steps`.
@@ -284,7 +231,11 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
 
     @property
     def free_bits(self):
-        """The per-dimension KL floor in nats (Kingma et al., 2016); 0 turns it off."""
+        """The per-dimension KL floor in nats (Kingma et al., 2016); 0 turns it off.
+
+        Assigning a new value rebuilds the compiled step, which uses it from
+        the next step on.
+        """
         return self._free_bits
 
     @free_bits.setter
@@ -295,23 +246,51 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             self._free_bits = value
             self._rebuild_step_functions()
 
+    def _fixed(self, name, value):
+        raise AttributeError(
+            f"{type(self).__name__}.{name} is fixed when the model is constructed (it decides "
+            f"what the compiled step computes and what is saved); build a new model with "
+            f"{name}={value!r}; received {name}={value!r}"
+        )
+
+    @property
+    def likelihood(self):
+        """The name of p(x | z): `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`."""
+        return self._likelihood.name
+
+    @likelihood.setter
+    def likelihood(self, value):
+        self._fixed("likelihood", value)
+
+    @property
+    def likelihood_distribution(self):
+        """p(x | z) as a `vae_keras.distributions` object (`log_prob`, `mean`)."""
+        return self._likelihood
+
     @property
     def sigma(self):
-        """Standard deviation of the Gaussian likelihood (1 for the Bernoulli one).
+        """Standard deviation of the Gaussian likelihood (1 for the others); fixed."""
+        return getattr(self._likelihood, "sigma", 1.0)
 
-        Read from the reconstruction loss, so the loss, `log_likelihood` and the
-        saved config always agree.
-        """
-        return float(self.reconstruction_loss_fn.sigma)
+    @sigma.setter
+    def sigma(self, value):
+        self._fixed("sigma", value)
+
+    @property
+    def importance_samples(self):
+        """k, the draws of z per image in each step (1: the ELBO; k > 1: the IWAE bound)."""
+        return self._importance_samples
+
+    @importance_samples.setter
+    def importance_samples(self, value):
+        self._fixed("importance_samples", value)
 
     def _check_importance_settings(self, beta_schedule, beta_number, free_bits):
         """The IWAE bound has no separate KL term: beta stays 1 and free bits 0."""
-        if self.importance_samples == 1:
+        k = self._importance_samples
+        if k == 1:
             return
-        name = type(self).__name__
-        where = (
-            f"{name}: with importance_samples={self.importance_samples} the loss is the IWAE bound"
-        )
+        where = f"{type(self).__name__}: with importance_samples={k} the loss is the IWAE bound"
         if beta_schedule is not None or (beta_number is not None and beta_number != 1.0):
             shown = beta_schedule if beta_schedule is not None else beta_number
             raise ValueError(
@@ -324,19 +303,20 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
                 f"must be 0; received free_bits={free_bits!r}"
             )
 
-    def _current_beta(self):
+    def current_beta(self):
+        """The beta of the next training step, as a float32 tensor (the schedule evaluated)."""
         if self._beta_schedule is None:
             return ops.convert_to_tensor(self._beta_variable)
         return ops.cast(self._beta_schedule(self.training_steps), "float32")
 
     def _read_state(self, variable):
         """The variable's value, also while JAX's `fit` holds the state outside the model."""
-        if _distribution.backend_is("jax") and getattr(self, "_jax_state", None):
+        if keras.backend.backend() == "jax" and getattr(self, "_jax_state", None):
             self.jax_state_sync()
         return variable.value
 
     def _assign_state(self, variable, value):
-        if _distribution.backend_is("jax") and getattr(self, "_jax_state", None):
+        if keras.backend.backend() == "jax" and getattr(self, "_jax_state", None):
             # JAX's fit keeps the state outside the model between syncs: sync, so
             # the assignment below is what the next step reads.
             self.jax_state_sync()
@@ -351,18 +331,6 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             if getattr(self, attribute, None) is not None:
                 getattr(self, make)(force=True)
 
-    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
-        """Importance-sampled estimate of log p(x) per example, in nats.
-
-        See `vae_keras.evaluation.log_likelihood`; for a `CVAE`, `x` is
-        `[images, labels]` and the estimate is the conditional log p(x | y).
-        """
-        from vae_keras import evaluation
-
-        return evaluation.log_likelihood(
-            self, x, num_samples=num_samples, batch_size=batch_size, seed=seed
-        )
-
     # ------------------------------------------------------------ training
     def train_step(self, *args, **kwargs):
         with _inside_step(self):
@@ -373,159 +341,167 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             return super().test_step(*args, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Negative ELBO of the batch `x`: reconstruction + beta * KL (+ added losses).
+        """Negative ELBO of the batch `x` (`objective.negative_elbo`), plus added losses.
 
         Both terms are computed per example (in nats, in float32) and averaged
         over the batch; the metrics `reconstruction_loss`, `kl_loss` and `beta`
         track them. With `free_bits > 0` the KL term of the loss is
         `sum_j max(free_bits, mean_batch KL_j)`; `kl_loss` still reports the
         true KL. `y_pred` is what `call` returned inside the training step (the
-        three tensors of one forward pass); any other `y_pred`, such as the
-        mean reconstruction from a plain `model(x)`, is ignored and the forward
-        pass is run here.
+        tensors of one forward pass); any other `y_pred`, such as the mean
+        reconstruction from a plain `model(x)`, is ignored and the forward pass
+        is run here.
         """
-        if y is not None and not _carries_weights_only(y):
-            raise ValueError(self._input_checks().no_targets_message())
-        images, condition = self._unpack(x)
-        if isinstance(y_pred, dict) and set(y_pred) == self._forward_keys():
-            outputs = y_pred
-        else:
+        # The entry points pass empty (n, 0) targets so that Keras keeps sample weights.
+        if y is not None and not (len(y.shape) == 2 and y.shape[-1] == 0):
+            raise ValueError(self.input_checks().no_targets_message())
+        images, condition, mask = self._unpack(x)
+        outputs = y_pred
+        if not (isinstance(y_pred, dict) and "z_mean" in y_pred):
             outputs = self._forward(images, condition, training=training)
-        images = ops.cast(images, "float32")
-        reconstruction = ops.cast(outputs["reconstruction"], "float32")
-        z_mean = ops.cast(outputs["z_mean"], "float32")
-        z_log_var = ops.cast(outputs["z_log_var"], "float32")
-        prior = ()
-        if "prior_mean" in outputs:  # KL(q(z | x, c) || p(z | c)), Sohn et al. (2015)
-            prior = tuple(ops.cast(outputs[k], "float32") for k in ("prior_mean", "prior_log_var"))
-        mask = self._input_checks().mask_of(x)
-        k = self.importance_samples
-        reconstruction_loss = self._negative_log_px(
-            _tile(images, k), reconstruction, _tile(mask, k)
+        beta = self.current_beta()
+        total, reconstruction_loss, kl_loss = objective.negative_elbo(
+            self._likelihood,
+            images,
+            outputs,
+            mask,
+            sample_weight,
+            beta,
+            self._free_bits,
+            self._importance_samples,
         )
-        if k > 1:
-            log_p_minus_log_q = _log_prior_ratio(
-                _tile(z_mean, k),
-                _tile(z_log_var, k),
-                outputs["epsilon"],
-                *map(_tile, prior, (k, k)),
-            )
-            bound = _log_mean_exp(ops.reshape(log_p_minus_log_q - reconstruction_loss, (k, -1)))
-            # the ELBO's reconstruction term, estimated with the k draws, for the metric
-            reconstruction_loss = ops.mean(ops.reshape(reconstruction_loss, (k, -1)), axis=0)
-        if self._free_bits:
-            kl_terms = kl_per_dimension(z_mean, z_log_var, *prior)
-        else:
-            kl_terms = kl_divergence(z_mean, z_log_var, *prior)
-        if sample_weight is not None:
-            weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-            reconstruction_loss = reconstruction_loss * weight
-            kl_terms = kl_terms * (weight if self._free_bits == 0 else weight[:, None])
-            if k > 1:
-                bound = bound * weight
-        reconstruction_loss = ops.mean(reconstruction_loss)
-        batch_size = ops.shape(images)[0]
-        if self._free_bits:
-            kl_per_dim = ops.mean(kl_terms, axis=0)
-            kl_loss = ops.sum(kl_per_dim)
-            kl_term = _distribution.free_bits_term(kl_per_dim, batch_size, self._free_bits)
-        else:
-            kl_loss = kl_term = ops.mean(kl_terms)
-        beta = self._current_beta()
         if training:
             self.training_steps.assign_add(1)
-        if k > 1:
-            total = -ops.mean(bound)  # -L_k (beta is 1 and free bits 0 here)
-        else:
-            total = reconstruction_loss + beta * kl_term
         for extra in self.losses:  # e.g. weight regularizers of the sub-models
             total = total + ops.cast(extra, total.dtype)
+        batch_size = ops.shape(images)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction_loss, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
         self.beta_tracker.update_state(beta)
-        return _distribution.scale_for_replicas(total, batch_size)
-
-    def _negative_log_px(self, images, reconstruction, mask):
-        """-log p(x | z) per row (up to the Gaussian's constant); only masked pixels with a mask."""
-        if mask is None:
-            return self.reconstruction_loss_fn(images, reconstruction)
-        # Only the masked pixels' terms count; the KL term is not masked.
-        return _masked_reconstruction_loss(
-            self.reconstruction_loss_fn, images, reconstruction, ops.cast(mask, "float32")
-        )
+        return objective.scale_for_replicas(total, batch_size)
 
     # ------------------------------------------------------- forward pass
+    def _unpack(self, inputs):
+        """`(images, condition, mask)` of the model's inputs; condition and mask may be None."""
+        return inputs, None, None
+
     def _encode(self, images, condition, training=None):
-        inputs = images if condition is None else [images, condition]
-        outputs = self.encoder(inputs, training=training)
-        z_mean, z_log_var = _submodels.check_encoder_outputs(type(self).__name__, outputs)
-        width = static_shape(z_mean)[-1]
-        if width is not None:
-            self._latent_dim = width
-        return z_mean, z_log_var
+        return self.encoder(images if condition is None else [images, condition], training=training)
 
-    def _decode(self, z, condition, training=None):
-        inputs = z if condition is None else [z, condition]
-        return self.decoder(inputs, training=training)
+    def prior_at(self, condition=None, training=None):
+        """p(z) or p(z | c) as `(prior_mean, prior_log_var)` tensors, or `()` for N(0, I).
 
-    def _prior_params(self, condition, training=None):
-        """`(prior_mean, prior_log_var)` of p(z | c) from the prior network."""
-        outputs = self.prior(condition, training=training)
-        return _submodels.check_prior_outputs(type(self).__name__, outputs, self._latent_dim)
-
-    def _forward_keys(self):
-        keys = {"reconstruction", "z_mean", "z_log_var"}
-        if self.importance_samples > 1:
-            keys = keys | {"epsilon"}
-        return keys | {"prior_mean", "prior_log_var"} if self.prior is not None else keys
+        What `vae_keras.distributions` takes as a prior: `kl_divergence(m, v, *prior)`,
+        `reparameterize(*prior, eps)`. The condition is the network's input
+        (one-hot for labels); without a `prior` network the answer is `()`.
+        """
+        if self.prior is None:
+            return ()
+        return tuple(self.prior(condition, training=training))
 
     def _forward(self, images, condition, training=None):
         """One encoder pass, one draw of z, one decoder pass (and one prior pass, if any).
 
         With `importance_samples=k > 1`: k draws per example and one decoder
         pass over the k * batch codes; the reconstruction then has k * batch rows
-        (draw-major: row `i * batch + j` is draw i of example j) and the draws'
-        `epsilon` is returned with it.
+        (draw-major: row `i * batch + j` is draw i of example j).
         """
         z_mean, z_log_var = self._encode(images, condition, training=training)
-        outputs = {"z_mean": z_mean, "z_log_var": z_log_var}
-        k = self.importance_samples
-        if k == 1:
-            z = self.sampler([z_mean, z_log_var])
+        k = self._importance_samples
+        if k > 1:
+            z_mean_k, z_log_var_k = objective.tile(z_mean, k), objective.tile(z_log_var, k)
+            condition_k = objective.tile(condition, k)
         else:
-            # k draws per example, decoded in one call on the k * batch codes; the
-            # draws are kept, since the IWAE bound scores each of them under q and p.
-            mean, log_var = _tile(z_mean, k), _tile(z_log_var, k)
-            epsilon = keras.random.normal(
-                ops.shape(mean), dtype="float32", seed=self.sampler.seed_generator
-            )
-            outputs["epsilon"] = epsilon
-            z = ops.cast(mean, "float32") + ops.exp(0.5 * ops.cast(log_var, "float32")) * epsilon
-            z = ops.cast(z, self.compute_dtype)
-        reconstruction = self._decode(z, _tile(condition, k), training=training)
-        _submodels.check_reconstruction(type(self).__name__, images, reconstruction)
-        outputs["reconstruction"] = reconstruction
-        if self.prior is not None:
-            prior_mean, prior_log_var = self._prior_params(condition, training=training)
-            outputs.update(prior_mean=prior_mean, prior_log_var=prior_log_var)
+            z_mean_k, z_log_var_k, condition_k = z_mean, z_log_var, condition
+        epsilon = keras.random.normal(
+            ops.shape(z_mean_k), dtype="float32", seed=self.sampler.seed_generator
+        )
+        z = ops.cast(
+            distributions.reparameterize(z_mean_k, z_log_var_k, epsilon), self.compute_dtype
+        )
+        reconstruction = self.decoder(
+            z if condition is None else [z, condition_k], training=training
+        )
+        outputs = {
+            "reconstruction": reconstruction,
+            "z_mean": z_mean,
+            "z_log_var": z_log_var,
+            "epsilon": epsilon,
+        }
+        prior = self.prior_at(condition, training=training)
+        if prior:
+            outputs.update(prior_mean=prior[0], prior_log_var=prior[1])
         return outputs
 
-    def _mean_reconstruction(self, inputs, training=None):
-        images, condition = self._unpack(inputs)
-        z_mean, _ = self._encode(images, condition, training=training)
-        # float32 whatever the compute dtype, so predict() gives ordinary arrays
-        output = ops.cast(self._decode(z_mean, condition, training=training), "float32")
-        return likelihood_mean(output, self.likelihood)  # the mean of p(x | z), not lambda
-
     def call(self, inputs, training=None):
+        images, condition, _ = self._unpack(inputs)
         if _is_inside_step(self):
-            images, condition = self._unpack(inputs)
             return self._forward(images, condition, training=training)
-        return self._mean_reconstruction(inputs, training=training)
+        z_mean, _ = self._encode(images, condition, training=training)
+        decoded = self.decoder(
+            z_mean if condition is None else [z_mean, condition], training=training
+        )
+        # float32 whatever the compute dtype, and the mean of p(x | z), not lambda
+        return self._likelihood.mean(ops.cast(decoded, "float32"))
+
+    # ------------------------------------------------------ public helpers
+    def input_checks(self):
+        """The `_inputs.InputChecks` of this model: what `fit` checks its data with."""
+        encoder_inputs = getattr(self.encoder, "inputs", None)
+        return InputChecks(
+            type(self).__name__,
+            self.likelihood,
+            tuple(encoder_inputs[0].shape[1:]) if encoder_inputs else None,
+            getattr(self, "num_classes", None),
+            conditional=self.conditional,
+            condition_shape=(
+                tuple(encoder_inputs[1].shape[1:])
+                if encoder_inputs and len(encoder_inputs) == 2
+                else None
+            ),
+        )
+
+    def checked_arrays(self, x, where):
+        """NumPy data checked as `evaluate` checks it: `(images, condition, mask)` as float32 NumPy.
+
+        For a CVAE, `x` is `[images, condition]` or `[images, condition, mask]`:
+        labels come back one-hot and the mask broadcast to the images' shape;
+        `condition` and `mask` are None where absent. Used by
+        `vae_keras.evaluation` and the callbacks.
+        """
+        checks = self.input_checks()
+        checks.check_inputs(x)
+        images, condition = checks.split(x)
+        if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+            raise ValueError(
+                f"{where}: expected images as a NumPy-like array (datasets and generators are not "
+                f"supported); received {type(images).__name__}"
+            )
+        images = np.asarray(images, dtype="float32")
+        if images.ndim < 2:
+            raise ValueError(
+                f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
+            )
+        if condition is not None:
+            condition = checks.check_condition(condition, n=images.shape[0])
+        mask = checks.mask_of(x)
+        if mask is not None:
+            mask = np.broadcast_to(checks.check_mask(mask, images), images.shape)
+        return images, condition, mask
+
+    def log_likelihood(self, x, num_samples=1000, batch_size=None, seed=None):
+        """Importance-sampled estimate of log p(x) per example, in nats.
+
+        See `vae_keras.evaluation.log_likelihood`; for a `CVAE`, `x` is
+        `[images, labels]` and the estimate is the conditional log p(x | y).
+        """
+        return evaluation.log_likelihood(
+            self, x, num_samples=num_samples, batch_size=batch_size, seed=seed
+        )
 
     def _encode_public(self, inputs, training):
-        self._input_checks().check_inputs(inputs, host_only=True)
-        images, condition = self._unpack(inputs)
+        self.input_checks().check_inputs(inputs, host_only=True)
+        images, condition, _ = self._unpack(inputs)
         if _host_array(images):
             images = ops.convert_to_tensor(np.asarray(images))
         z_mean, z_log_var = self._encode(images, condition, training=training)
@@ -535,9 +511,9 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if _host_array(z):
             z = self._checked_codes(np.shape(z)[0] if np.ndim(z) else None, z, "decode")
         z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
-        return ops.cast(self._decode(z, condition, training=training), "float32")
+        decoded = self.decoder(z if condition is None else [z, condition], training=training)
+        return ops.cast(decoded, "float32")
 
-    # ---------------------------------------------------------- generation
     @property
     def latent_dim(self):
         """Width of the latent space: declared by functional sub-models, else seen in a call.
@@ -555,57 +531,55 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if z.ndim != 2 or z.shape[1] != latent_dim or (n is not None and z.shape[0] != n):
             raise ValueError(
                 f"{type(self).__name__}.{where}: z must have shape ({n}, {latent_dim}) "
-                f"or ({latent_dim},); received {z.shape}"
+                f"or ({latent_dim},); received z of shape {z.shape}"
             )
         if not np.isfinite(z).all():
             raise ValueError(f"{type(self).__name__}.{where}: z contains NaN or infinite values")
         return z
 
-    def _prior_samples(self, n, z, seed):
+    def _generate(self, n, z, seed, condition):
+        """Decodes `z`, or `n` draws from the prior (`prior_at(condition)`), in one call."""
+        where = f"{type(self).__name__}.generate"
         if z is not None:
-            return self._checked_codes(n, z, "generate")
-        latent_dim = self._latent_dim
-        if latent_dim is None:
+            z = self._checked_codes(n, z, "generate")
+        elif self._latent_dim is None:
             raise ValueError(
-                f"{type(self).__name__}.generate: latent_dim is unknown until the model has been "
-                "built or called (train it, call it on a batch, or give z)"
+                f"{where}: latent_dim is unknown until the model has been built or called "
+                "(train it, call it on a batch, or give z)"
             )
-        seed = _validation.seed(seed, f"{type(self).__name__}.generate")
-        if seed is not None:
-            return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
-        # Keras' global seed generator: fixed by keras.utils.set_random_seed,
-        # and NumPy's global stream is left alone.
-        return ops.convert_to_numpy(keras.random.normal((n, latent_dim), dtype="float32"))
+        else:
+            if _validation.seed(seed, where) is not None:
+                z = np.random.default_rng(seed).standard_normal((n, self._latent_dim))
+                z = z.astype("float32")
+            else:  # Keras' global seed generator (set_random_seed); NumPy's is left alone
+                z = keras.random.normal((n, self._latent_dim), dtype="float32")
+            prior = self.prior_at(condition)
+            z = distributions.reparameterize(*prior, z) if prior else z
+        return ops.convert_to_numpy(self._likelihood.mean(self._decode_public(z, condition, False)))
 
     # --------------------------------------------------------------- saving
     def get_config(self):
+        beta = self._beta_schedule
         return {
             **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "beta": (
-                keras.saving.serialize_keras_object(self._beta_schedule)
-                if self._beta_schedule is not None
-                else self.beta
-            ),
+            "beta": self.beta if beta is None else keras.saving.serialize_keras_object(beta),
             "seed": self.seed,
             "likelihood": self.likelihood,
             "free_bits": self._free_bits,
             "sigma": self.sigma,
-            "importance_samples": self.importance_samples,
+            "importance_samples": self._importance_samples,
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(
-                config[key], custom_objects=custom_objects
-            )
-        if isinstance(config.get("beta"), dict):
-            config["beta"] = keras.saving.deserialize_keras_object(
-                config["beta"], custom_objects=custom_objects
-            )
+        for key in ("encoder", "decoder", "beta", "prior"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects
+                )
         return cls(**config)  # files saved before `sigma` existed get its default, 1
 
 
@@ -684,9 +658,6 @@ class VAE(_LatentVariableModel):
     ((3, 2), (3, 28, 28, 1))
     """
 
-    def _unpack(self, inputs):
-        return inputs, None
-
     def encode(self, images, training=False):
         """The parameters of q(z | x): `(z_mean, z_log_var)`.
 
@@ -732,13 +703,10 @@ class VAE(_LatentVariableModel):
         if n is not None:
             n = _validation.positive_int(n, "n", "VAE.generate")
         elif z is None:
-            raise ValueError("VAE.generate: give a positive n or latent codes z")
+            raise ValueError("VAE.generate: give a positive n or latent codes z; received neither")
         else:
             n = 1 if np.ndim(z) == 1 else np.shape(z)[0]
-        z = self._prior_samples(n, z, seed)
-        return ops.convert_to_numpy(
-            likelihood_mean(self._decode_public(z, None, False), self.likelihood)
-        )
+        return self._generate(n, z, seed, None)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -845,7 +813,7 @@ class CVAE(_LatentVariableModel):
     (3, 28, 28, 1)
     """
 
-    _conditional = True
+    conditional = True
 
     def __init__(
         self,
@@ -864,11 +832,6 @@ class CVAE(_LatentVariableModel):
         if num_classes is not None:
             num_classes = _validation.positive_int(num_classes, "num_classes", "CVAE")
         self.num_classes = num_classes
-        if prior is not None and not isinstance(prior, keras.layers.Layer):
-            raise TypeError(
-                f"CVAE: prior must be a Keras model or layer (or None for N(0, I)); "
-                f"received {type(prior).__name__}"
-            )
         super().__init__(
             encoder,
             decoder,
@@ -888,28 +851,24 @@ class CVAE(_LatentVariableModel):
         if self.prior is not None:
             _submodels.check_prior("CVAE", self.prior, self.encoder, self._latent_dim)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        prior = self.prior
-        if prior is not None and not prior.built and isinstance(input_shape, (list, tuple)):
-            spec = keras.KerasTensor(input_shape[1], dtype=self.input_dtype)
-            self._prior_params(self._condition_tensor(spec))  # symbolic: builds it
-
     def _condition_tensor(self, condition):
         if self.num_classes is not None:
             return one_hot(condition, self.num_classes, self.compute_dtype)
         return ops.cast(condition, self.compute_dtype)
 
     def _unpack(self, inputs):
-        images, condition = self._input_checks().split(inputs)
+        if not (isinstance(inputs, (list, tuple)) and len(inputs) in (2, 3)):
+            self.input_checks().split(inputs)  # raises the message that names the problem
+        images = inputs[0]
         if isinstance(images, np.ndarray):  # JAX's eager steps pass NumPy batches through;
             images = ops.convert_to_tensor(images)  # a sub-model call takes tensors only
-        return images, self._condition_tensor(condition)
+        mask = inputs[2] if len(inputs) == 3 else None
+        return images, self._condition_tensor(inputs[1]), mask
 
-    def _one_hot_checked(self, condition, n=None):
+    def _checked_condition(self, condition, n=None):
         """Host conditions checked (labels made one-hot); tensors converted as they are."""
         if _host_array(condition):
-            condition = self._input_checks().check_condition(condition, n=n)
+            condition = self.input_checks().check_condition(condition, n=n)
         return self._condition_tensor(condition)
 
     def encode(self, inputs, training=False):
@@ -937,9 +896,9 @@ class CVAE(_LatentVariableModel):
             A float32 backend tensor of images: the decoder's output, the
             parameters of p(x | z, c) (see `VAE.decode`).
         """
-        z, labels = self._input_checks().split(inputs, role="decode inputs")
+        z, condition = self.input_checks().split(inputs, role="decode inputs")
         n = np.shape(z)[0] if _host_array(z) and np.ndim(z) == 2 else None
-        return self._decode_public(z, self._one_hot_checked(labels, n), training)
+        return self._decode_public(z, self._checked_condition(condition, n), training)
 
     def generate(self, labels, z=None, seed=None):
         """Decodes one image per condition, with z from the prior unless given.
@@ -963,46 +922,28 @@ class CVAE(_LatentVariableModel):
             of p(x | z, c) (for the continuous Bernoulli not the decoder's
             lambda; see `VAE.generate`).
         """
-        checked = self._input_checks().check_condition(labels)
-        condition = ops.cast(checked, self.compute_dtype)
-        given = z is not None
-        z = self._prior_samples(checked.shape[0], z, seed)
-        if self.prior is not None and not given:
-            prior_mean, prior_log_var = self._prior_params(condition)
-            prior_mean = ops.convert_to_numpy(ops.cast(prior_mean, "float32"))
-            prior_std = np.exp(0.5 * ops.convert_to_numpy(ops.cast(prior_log_var, "float32")))
-            z = (prior_mean + prior_std * z).astype("float32")
-        decoded = self._decode_public(z, condition, False)
-        return ops.convert_to_numpy(likelihood_mean(decoded, self.likelihood))
+        checked = self.input_checks().check_condition(labels)
+        return self._generate(checked.shape[0], z, seed, self._condition_tensor(checked))
 
     def prior_params(self, condition):
         """`(prior_mean, prior_log_var)` of p(z | c) for conditions c, as float32 NumPy.
 
         N(0, I) (zeros) for a model without a `prior` network.
         """
-        checked = self._input_checks().check_condition(condition)
-        if self.prior is None:
-            if self._latent_dim is None:
-                raise ValueError(
-                    "CVAE.prior_params: latent_dim is unknown until the model has been built "
-                    "or called"
-                )
-            zeros = np.zeros((checked.shape[0], self._latent_dim), "float32")
-            return zeros, zeros.copy()
-        mean, log_var = self._prior_params(ops.cast(checked, self.compute_dtype))
-        return tuple(ops.convert_to_numpy(ops.cast(t, "float32")) for t in (mean, log_var))
+        checked = self.input_checks().check_condition(condition)
+        prior = self.prior_at(self._condition_tensor(checked))
+        if prior:
+            return tuple(ops.convert_to_numpy(ops.cast(t, "float32")) for t in prior)
+        if self._latent_dim is None:
+            raise ValueError(
+                "CVAE.prior_params: latent_dim is unknown until the model has been built or "
+                "called; call it on a batch first"
+            )
+        zeros = np.zeros((checked.shape[0], self._latent_dim), "float32")
+        return zeros, zeros.copy()
 
     def get_config(self):
         config = {**super().get_config(), "num_classes": self.num_classes}
         if self.prior is not None:
             config["prior"] = keras.saving.serialize_keras_object(self.prior)
         return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        if isinstance(config.get("prior"), dict):
-            config["prior"] = keras.saving.deserialize_keras_object(
-                config["prior"], custom_objects=custom_objects
-            )
-        return super().from_config(config, custom_objects=custom_objects)

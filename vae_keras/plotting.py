@@ -9,13 +9,15 @@ import os
 from statistics import NormalDist
 
 import numpy as np
-from keras import ops
+
+from vae_keras.widgets import as_images, decode, latent_explorer
 
 __all__ = [
     "image_grid",
     "plot_latent_scatter",
     "latent_grid",
     "decode",
+    "latent_explorer",
     "plot_latent_manifold",
     "plot_history",
     "save_figure",
@@ -26,15 +28,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _as_images(images):
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3:
-        raise ValueError(f"expected images of shape (n, h, w) or (n, h, w, 1); got {images.shape}")
-    return images
 
 
 def image_grid(
@@ -55,7 +48,7 @@ def image_grid(
         The `Figure`.
     """
     plt = _pyplot()
-    images = _as_images(images)
+    images = as_images(images)
     n = images.shape[0]
     if n == 0:
         raise ValueError("image_grid: no images to draw")
@@ -147,29 +140,6 @@ def latent_grid(n=20, quantile_range=(0.05, 0.95)):
     return np.stack([z1.ravel(), z2.ravel()], axis=1), values
 
 
-def decode(decoder, z, labels=None, num_classes=None):
-    """Decodes latent codes in one batched call, with one-hot labels if given.
-
-    Args:
-        decoder: A Keras decoder (`z -> images` or `[z, one_hot] -> images`).
-        z: Array `(n, latent_dim)`.
-        labels: Optional class ids `(n,)` (or one id for all) for a conditional
-            decoder.
-        num_classes: Number of classes, needed with `labels`.
-
-    Returns:
-        A NumPy array of images.
-    """
-    z = np.asarray(z, dtype="float32")
-    if labels is None:
-        return ops.convert_to_numpy(decoder(z, training=False))
-    if num_classes is None:
-        raise ValueError("decode: num_classes is needed to one-hot encode labels")
-    labels = np.broadcast_to(np.asarray(labels, dtype="int64"), (z.shape[0],))
-    one_hot = np.eye(num_classes, dtype="float32")[labels]
-    return ops.convert_to_numpy(decoder([z, one_hot], training=False))
-
-
 def plot_latent_manifold(
     decoder, n=20, label=None, num_classes=None, quantile_range=(0.05, 0.95), ax=None, title=None
 ):
@@ -189,7 +159,7 @@ def plot_latent_manifold(
     """
     plt = _pyplot()
     z, values = latent_grid(n, quantile_range)
-    images = _as_images(decode(decoder, z, labels=label, num_classes=num_classes))
+    images = as_images(decode(decoder, z, labels=label, num_classes=num_classes))
     h, w = images.shape[1:]
     canvas = images.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
     if ax is None:
@@ -487,6 +457,3 @@ def plot_latent_traversal(
         cell_size=cell_size,
         suptitle=title,
     )
-
-
-from vae_keras.widgets import latent_explorer  # noqa: E402,F401

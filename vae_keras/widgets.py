@@ -12,8 +12,50 @@ The site's latent explorer page is the same idea in the browser.
 import io
 
 import numpy as np
+from keras import ops
 
-__all__ = ["latent_explorer"]
+from vae_keras._inputs import one_hot
+
+__all__ = ["latent_explorer", "as_images", "decode"]
+
+
+def as_images(images):
+    """Images as `(n, h, w)`: a trailing channel axis of 1 is dropped."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(
+            f"expected images of shape (n, h, w) or (n, h, w, 1); received shape {images.shape}"
+        )
+    return images
+
+
+def decode(decoder, z, labels=None, num_classes=None):
+    """Decodes latent codes in one batched call, with one-hot labels if given.
+
+    Args:
+        decoder: A Keras decoder (`z -> images` or `[z, one_hot] -> images`).
+        z: Array `(n, latent_dim)`.
+        labels: Optional class ids `(n,)` (or one id for all) for a conditional
+            decoder.
+        num_classes: Number of classes, needed with `labels`.
+
+    Returns:
+        A NumPy array of images.
+    """
+    z = np.asarray(z, dtype="float32")
+    if labels is None:
+        return ops.convert_to_numpy(decoder(z, training=False))
+    if num_classes is None:
+        raise ValueError(
+            "decode: num_classes is needed to one-hot encode labels; received num_classes=None"
+        )
+    labels = np.broadcast_to(np.asarray(labels, dtype="int64"), (z.shape[0],))
+    return ops.convert_to_numpy(
+        decoder([z, one_hot(labels, num_classes, "float32")], training=False)
+    )
+
 
 # Five codes on the diagonal of the plane: from one corner of the prior's mass to the other.
 DEFAULT_CODES = tuple((float(v), float(v)) for v in np.linspace(-2.0, 2.0, 5))
@@ -86,8 +128,6 @@ class _Explorer:
     """What both views share: the model's kind, the encoded scatter, the codes."""
 
     def __init__(self, model, images, labels, codes, z_range, class_names):
-        from vae_keras.models import CVAE
-
         latent_dim = getattr(model, "latent_dim", None)
         if latent_dim != 2:
             raise ValueError(
@@ -95,7 +135,7 @@ class _Explorer:
                 f"latent_dim={latent_dim}"
             )
         self.model = model
-        self.num_classes = model.num_classes if isinstance(model, CVAE) else None
+        self.num_classes = getattr(model, "num_classes", None)
         low, high = (float(v) for v in z_range)
         if not low < high:
             raise ValueError(f"latent_explorer: z_range must be (low, high); received {z_range}")
@@ -125,7 +165,7 @@ class _Explorer:
         if self.num_classes is not None:
             if self.labels is None:
                 raise ValueError("latent_explorer: a CVAE's encoder needs the labels of the images")
-            inputs = [images, np.eye(self.num_classes, dtype="float32")[self.labels]]
+            inputs = [images, one_hot(self.labels, self.num_classes, "float32")]
         outputs = self.model.encoder.predict(inputs, batch_size=1000, verbose=0)
         return np.asarray(outputs[0], dtype="float32")  # z_mean
 
@@ -133,11 +173,7 @@ class _Explorer:
         return str(label) if self.class_names is None else str(self.class_names[int(label)])
 
     def decode(self, z, labels=None):
-        from vae_keras.plotting import _as_images, decode
-
-        return _as_images(
-            decode(self.model.decoder, z, labels=labels, num_classes=self.num_classes)
-        )
+        return as_images(decode(self.model.decoder, z, labels=labels, num_classes=self.num_classes))
 
     def draw_plane(self, ax, s=3, alpha=0.35):
         """The encoded images (if any) on the plane, clipped to z_range."""
