@@ -310,6 +310,7 @@ def test_nan_guard_without_a_batch_still_stops_and_restores(x):
     assert "Give NaNGuard(x=...)" in guard.report
 
 
+@pytest.mark.slow
 def test_nan_guard_leaves_a_healthy_run_alone(x):
     def run(with_guard):
         keras.utils.set_random_seed(7)

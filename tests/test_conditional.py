@@ -145,6 +145,7 @@ def test_bad_conditions_are_refused_early():
         cvae.fit(x, verbose=0)
 
 
+@pytest.mark.slow
 def test_label_cvae_is_unchanged_and_takes_no_mask_of_the_wrong_shape():
     x, labels = bars(16)
     cvae = small_cvae()
@@ -208,6 +209,7 @@ def test_generate_draws_from_the_learned_prior():
     )
 
 
+@pytest.mark.slow
 def test_saved_with_the_prior_and_reloaded_under_safe_mode(tmp_path):
     x, c, mask = _data(16)
     cvae = _image_cvae(free_bits=0.1)
@@ -288,6 +290,7 @@ def test_gaussian_mask_keeps_each_pixels_constant():
     np.testing.assert_allclose(full, cvae.log_likelihood([x, c], num_samples=3, seed=0), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_masked_training_lowers_the_hidden_pixels_loss():
     keras.utils.set_random_seed(0)
     x, c, mask = _data(64)
@@ -301,6 +304,7 @@ def test_masked_training_lowers_the_hidden_pixels_loss():
     assert before["reconstruction_loss"] < 14 * 28 * 0.75  # roughly half the pixels scored
 
 
+@pytest.mark.slow
 def test_dataset_with_conditions_and_mask_is_checked():
     tf = pytest.importorskip("tensorflow")
     x, c, mask = _data(16)
@@ -333,6 +337,7 @@ def test_kl_per_dimension_and_optimize_posterior_use_the_prior():
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.slow
 def test_prior_and_mask_under_mixed_precision(policy):
     x, c, mask = _data(32)
     keras.utils.set_random_seed(0)

@@ -92,6 +92,7 @@ def _scenario_names(engine):
 
 
 @needs_engine
+@pytest.mark.slow
 def test_two_devices_are_used(results):
     assert results["replicas"] == 2, results["devices"]
     assert set(results["scenarios"]) == set(_scenario_names(ENGINE))
@@ -99,6 +100,7 @@ def test_two_devices_are_used(results):
 
 @needs_engine
 @pytest.mark.parametrize("name", _scenario_names(ENGINE) if ENGINE in RUNNERS else [])
+@pytest.mark.slow
 def test_two_devices_match_one_device(results, name):
     one, two = results["scenarios"][name]["one_device"], results["scenarios"][name]["two_devices"]
     # Same start: the two-device run received the one-device run's initial weights.
@@ -139,6 +141,7 @@ def test_two_devices_match_one_device(results, name):
 
 
 @needs_engine
+@pytest.mark.slow
 def test_beta_schedule_per_step(results):
     warmup = vk.LinearWarmup(warmup_steps=7, start=0.1)
     expected = [float(warmup(step)) for step in range(10)]
@@ -149,6 +152,7 @@ def test_beta_schedule_per_step(results):
 
 
 @needs_engine
+@pytest.mark.slow
 def test_default_compile_under_distribution(results):
     for name, run in results["scenarios"].items():
         two = run["two_devices"]
@@ -164,6 +168,7 @@ def test_default_compile_under_distribution(results):
 
 
 @needs_engine
+@pytest.mark.slow
 def test_distributed_model_loads_on_one_device(results):
     saving = results["saving"]
     model = keras.models.load_model(saving["saved"], safe_mode=True)
@@ -177,6 +182,7 @@ def test_distributed_model_loads_on_one_device(results):
 
 
 @needs_engine
+@pytest.mark.slow
 def test_one_device_model_loads_distributed(results, single_device_model):
     saving = results["saving"]
     for key, value in single_device_model["evaluate"].items():
@@ -228,6 +234,7 @@ def test_readme_section_has_both_engines():
 
 
 @needs_engine
+@pytest.mark.slow
 def test_readme_section_runs_on_two_devices(tmp_path):
     block = _readme_blocks()[ENGINE]
     check = """

@@ -173,6 +173,7 @@ STREAMS = {
 
 @pytest.mark.parametrize("kind", sorted(STREAMS))
 @pytest.mark.parametrize("bad", sorted(BAD_IMAGES))
+@pytest.mark.slow
 def test_streams_are_checked_batch_by_batch(kind, bad):
     spoil, message = BAD_IMAGES[bad]
     x, _ = bars(n=32)
@@ -315,6 +316,7 @@ def test_files_saved_before_the_refactor_still_load(tmp_path, name):
     )
 
 
+@pytest.mark.slow
 def test_a_stream_refused_at_its_first_batch_leaves_the_model_as_it_was():
     x, _ = bars(n=32)
     vae = small_vae()
@@ -329,6 +331,7 @@ def test_a_stream_refused_at_its_first_batch_leaves_the_model_as_it_was():
     vae.fit(_generator(x), epochs=1, verbose=0)  # and it trains on
 
 
+@pytest.mark.slow
 def test_sample_weight_with_arrays_is_used():
     """Keras drops `sample_weight` when there are no targets; the models keep it."""
     x, y = bars(n=32)

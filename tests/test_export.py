@@ -85,6 +85,7 @@ def test_cvae_endpoints_match_the_model(tmp_path, data):
 
 
 @needs_tf
+@pytest.mark.slow
 def test_serving_needs_no_vae_keras(tmp_path, data):
     x, _ = data
     vae = _trained(False, data)

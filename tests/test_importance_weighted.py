@@ -50,6 +50,7 @@ def _forward(model, inputs):
         return model(inputs, training=False)
 
 
+@pytest.mark.slow
 def test_one_sample_is_todays_model():
     x, _ = bars(n=64)
     weights = []
@@ -91,6 +92,7 @@ def test_cvae_bound_uses_the_learned_prior_and_the_mask():
     np.testing.assert_allclose(loss, -expected.mean(), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_the_bound_tightens_with_k_and_matches_the_evaluation_estimator():
     """Same weights, k = 1, 5, 50: E[-L_k] falls with k (Burda et al., Theorem 1)."""
     x, _ = bars(n=200, seed=3)
@@ -191,6 +193,7 @@ def test_saved_with_the_model(tmp_path):
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.slow
 def test_mixed_precision_bound_matches_float32(policy):
     x, _ = bars(n=64)
     results = {}

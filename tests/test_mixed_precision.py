@@ -66,6 +66,7 @@ def test_loss_terms_match_float32_for_the_same_weights(policy, conv, conditional
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.slow
 def test_training_stays_finite_and_lowers_the_loss(policy, tmp_path):
     vae = _model(policy, conv=False)
     x = _images(96)

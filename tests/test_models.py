@@ -28,6 +28,7 @@ def test_vae_loss_decreases_and_stays_finite():
     assert history["loss"][-1] < 0.8 * history["loss"][0]
 
 
+@pytest.mark.slow
 def test_cvae_loss_decreases_with_integer_and_one_hot_labels():
     x, y = _bars()
     cvae = _cvae()
@@ -39,6 +40,7 @@ def test_cvae_loss_decreases_with_integer_and_one_hot_labels():
 
 
 @pytest.mark.parametrize("beta", [1.0, 0.25])
+@pytest.mark.slow
 def test_reported_loss_is_reconstruction_plus_beta_kl(beta):
     x, _ = _bars(n=150)  # 150 = 4 full batches of 32 and a partial one of 22
     vae = _vae(beta=beta)
@@ -86,6 +88,7 @@ def test_call_returns_the_deterministic_mean_reconstruction():
     assert vae.predict(x, verbose=0).shape == x.shape
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_with_a_seed():
     x, _ = _bars(n=96)
     losses = []

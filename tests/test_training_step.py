@@ -107,6 +107,7 @@ def _calls_with_prior(model):
     [{}, {"free_bits": 0.2, "beta": vk.LinearWarmup(4)}],
     ids=["plain", "free-bits-warmup"],
 )
+@pytest.mark.slow
 def test_encoder_decoder_and_prior_run_once_per_step(compile_kwargs, model_kwargs):
     x, _ = _bars(n=64)
     mask = np.zeros_like(x)
@@ -120,6 +121,7 @@ def test_encoder_decoder_and_prior_run_once_per_step(compile_kwargs, model_kwarg
     assert int(_numpy(cvae.training_steps)) == 4
 
 
+@pytest.mark.slow
 def test_batch_norm_in_the_decoder_is_updated_once_per_step():
     x, _ = _bars(n=32)
     vae = _counting_vae(batch_norm=True)
@@ -176,6 +178,7 @@ def _differ(a, b):
     return any(not np.allclose(u, v, rtol=1e-4, atol=1e-5) for u, v in zip(a, b))
 
 
+@pytest.mark.slow
 def test_a_schedule_and_a_setter_that_switch_beta_at_the_same_step_agree():
     switch_at, before, after = 4, 1.0, 6.0
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([switch_at - 1], [before, after])
@@ -188,6 +191,7 @@ def test_a_schedule_and_a_setter_that_switch_beta_at_the_same_step_agree():
     assert int(_numpy(scheduled.training_steps)) == 8
 
 
+@pytest.mark.slow
 def test_a_schedule_is_evaluated_at_every_step_inside_one_execution():
     warmup = vk.LinearWarmup(warmup_steps=40)
     model, w_many, history = _train_weights(warmup, steps_per_execution=32, n=64, batch_size=2)
@@ -243,6 +247,7 @@ def test_free_bits_floor_each_dimension_of_the_kl_term():
         vk.VAE(vk.build_mlp_encoder(2), vk.build_mlp_decoder(2), free_bits=-1)
 
 
+@pytest.mark.slow
 def test_beta_schedule_and_free_bits_survive_saving(tmp_path):
     x, y = _bars(n=32)
     cvae = vk.CVAE(
@@ -285,6 +290,7 @@ def _cvae():
     return cvae
 
 
+@pytest.mark.slow
 def test_cvae_validation_data_as_a_list_of_inputs():
     x, y = _bars(n=48)
     for validation_data in ([x[:16], y[:16]], ([x[:16], y[:16]],)):
@@ -308,6 +314,7 @@ def test_bad_validation_data_is_refused_before_any_step():
     assert int(_numpy(vae.training_steps)) == 0 and int(_numpy(cvae.training_steps)) == 0
 
 
+@pytest.mark.slow
 def test_labels_out_of_range_in_a_dataset_or_generator_raise():
     tf = pytest.importorskip("tensorflow")
     x, y = _bars(n=32)
