@@ -21,15 +21,15 @@ def _close_figures():
 
 @pytest.fixture
 def decode_calls(monkeypatch):
-    """Counts the calls to plotting.decode (the explorer's one way to run the decoder)."""
+    """Counts the calls to widgets.decode (the explorer's one way to run the decoder)."""
     calls = []
-    original = plotting.decode
+    original = widgets.decode
 
     def counting(decoder, z, labels=None, num_classes=None):
         calls.append((np.asarray(z).shape[0], labels))
         return original(decoder, z, labels=labels, num_classes=num_classes)
 
-    monkeypatch.setattr(plotting, "decode", counting)
+    monkeypatch.setattr(widgets, "decode", counting)
     return calls
 
 

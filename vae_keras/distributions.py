@@ -17,6 +17,7 @@ casts float16 and bfloat16 inputs up), on TensorFlow, JAX and PyTorch.
 """
 
 import math
+import operator
 
 import keras
 from keras import ops
@@ -49,9 +50,11 @@ _CB_TAYLOR_BELOW = 0.2
 
 def _wide(*tensors):
     """The tensors converted and cast to their common dtype, float32 at least."""
-    tensors = [ops.convert_to_tensor(t) for t in tensors]
-    dtype = keras.backend.result_type(*(t.dtype for t in tensors), "float32")
-    return [ops.cast(t, dtype) for t in tensors]
+    tensors = list(map(ops.convert_to_tensor, tensors))
+    dtype = keras.backend.result_type(*map(operator.attrgetter("dtype"), tensors), "float32")
+    for i, tensor in enumerate(tensors):
+        tensors[i] = ops.cast(tensor, dtype)
+    return tensors
 
 
 # --------------------------------------------------------- diagonal Gaussians
@@ -329,7 +332,7 @@ def continuous_bernoulli_mean(p, from_logits=False):
 class _Likelihood:
     """p(x | z) given the decoder's output: `log_prob` per example and `mean`.
 
-    Subclasses define `log_prob_elements(x, output)`, the per-element
+    Subclasses define `elementwise(x, output, from_logits)`, the per-element
     log-probability without constants, and `log_constant`, the per-element
     constant (0 except for the Gaussian).
     """
@@ -358,7 +361,7 @@ class _Likelihood:
         """
         output = ops.convert_to_tensor(output)
         x = ops.cast(x, output.dtype)
-        terms = self.log_prob_elements(x, output)
+        terms = self.elementwise(x, output, self.from_logits)
         if mask is not None:
             mask = ops.broadcast_to(ops.cast(mask, terms.dtype), ops.shape(terms))
             terms = terms * mask
@@ -403,8 +406,7 @@ class Bernoulli(_Likelihood):
 
     name = "bernoulli"
 
-    def log_prob_elements(self, x, output):
-        return bernoulli_log_prob(x, output, self.from_logits)
+    elementwise = staticmethod(bernoulli_log_prob)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -425,8 +427,7 @@ class ContinuousBernoulli(_Likelihood):
 
     name = "continuous_bernoulli"
 
-    def log_prob_elements(self, x, output):
-        return continuous_bernoulli_log_prob(x, output, self.from_logits)
+    elementwise = staticmethod(continuous_bernoulli_log_prob)
 
     def mean(self, output):
         return continuous_bernoulli_mean(output, self.from_logits)
@@ -455,7 +456,7 @@ class Gaussian(_Likelihood):
         self.sigma = _validation.number(sigma, "sigma", "Gaussian", positive=True)
         self.log_constant = 0.5 * math.log(2.0 * math.pi * self.sigma**2)
 
-    def log_prob_elements(self, x, output):
+    def elementwise(self, x, output, from_logits=False):
         return -(ops.square(x - output) / (2.0 * self.sigma**2))
 
     def get_config(self):

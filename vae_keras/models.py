@@ -57,6 +57,7 @@ def _inside_step(model):
 
 
 def _is_inside_step(model):
+    """Whether one of `model`'s training or evaluation steps is running in this thread."""
     return id(model) in getattr(_STEP_CONTEXT, "models", ())
 
 
@@ -435,7 +436,7 @@ class _LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
 
     def call(self, inputs, training=None):
         images, condition, _ = self._unpack(inputs)
-        if _is_inside_step(self):
+        if id(self) in getattr(_STEP_CONTEXT, "models", ()):  # `_is_inside_step`, inlined
             return self._forward(images, condition, training=training)
         z_mean, _ = self._encode(images, condition, training=training)
         decoded = self.decoder(

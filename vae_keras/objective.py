@@ -14,7 +14,7 @@ import math
 import keras
 from keras import ops
 
-from vae_keras.distributions import kl_divergence, kl_per_dimension, log_prior_ratio
+from vae_keras.distributions import kl_per_dimension, log_prior_ratio
 
 __all__ = [
     "negative_elbo",
@@ -94,21 +94,23 @@ def negative_elbo(
     reconstruction = ops.cast(outputs["reconstruction"], "float32")
     z_mean = ops.cast(outputs["z_mean"], "float32")
     z_log_var = ops.cast(outputs["z_log_var"], "float32")
-    prior = tuple(
-        ops.cast(outputs[key], "float32")
-        for key in ("prior_mean", "prior_log_var")
-        if key in outputs
-    )
-    log_px = likelihood.log_prob(tile(images, k), reconstruction, tile(mask, k), constant=False)
+    prior = ()
+    if "prior_mean" in outputs:
+        prior = (
+            ops.cast(outputs["prior_mean"], "float32"),
+            ops.cast(outputs["prior_log_var"], "float32"),
+        )
+    if k > 1:
+        images, mask = tile(images, k), tile(mask, k)
+    log_px = likelihood.log_prob(images, reconstruction, mask, constant=False)
     reconstruction_loss = -log_px
     if k > 1:
         bound = log_mean_exp(log_weights(log_px, z_mean, z_log_var, outputs["epsilon"], prior, k))
         # the ELBO's reconstruction term, estimated with the k draws, for the metric
         reconstruction_loss = ops.mean(ops.reshape(reconstruction_loss, (k, -1)), axis=0)
-    if free_bits:
-        kl_terms = kl_per_dimension(z_mean, z_log_var, *prior)
-    else:
-        kl_terms = kl_divergence(z_mean, z_log_var, *prior)
+    kl_terms = kl_per_dimension(z_mean, z_log_var, *prior)
+    if not free_bits:
+        kl_terms = ops.sum(kl_terms, axis=-1)  # kl_divergence
     if sample_weight is not None:
         weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
         reconstruction_loss = reconstruction_loss * weight
@@ -119,7 +121,7 @@ def negative_elbo(
     if free_bits:
         kl_per_dim = ops.mean(kl_terms, axis=0)
         kl_loss = ops.sum(kl_per_dim)
-        kl_term = free_bits_term(kl_per_dim, ops.shape(images)[0], free_bits)
+        kl_term = free_bits_term(kl_per_dim, ops.shape(z_mean)[0], free_bits)
     else:
         kl_loss = kl_term = ops.mean(kl_terms)
     if k > 1:
@@ -139,10 +141,12 @@ def tf_strategy_active():
 
 def _replicas():
     """`(replica_context, number_of_replicas)` under a strategy with several replicas, else None."""
-    if not tf_strategy_active():
+    if keras.backend.backend() != "tensorflow":
         return None
     import tensorflow as tf
 
+    if not tf.distribute.has_strategy():
+        return None
     replica_context = tf.distribute.get_replica_context()
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     if replica_context is None or replicas == 1:

@@ -52,9 +52,8 @@ def decode(decoder, z, labels=None, num_classes=None):
             "decode: num_classes is needed to one-hot encode labels; received num_classes=None"
         )
     labels = np.broadcast_to(np.asarray(labels, dtype="int64"), (z.shape[0],))
-    return ops.convert_to_numpy(
-        decoder([z, one_hot(labels, num_classes, "float32")], training=False)
-    )
+    labels = ops.convert_to_numpy(one_hot(labels, num_classes, "float32"))
+    return ops.convert_to_numpy(decoder([z, labels], training=False))
 
 
 # Five codes on the diagonal of the plane: from one corner of the prior's mass to the other.
@@ -165,7 +164,10 @@ class _Explorer:
         if self.num_classes is not None:
             if self.labels is None:
                 raise ValueError("latent_explorer: a CVAE's encoder needs the labels of the images")
-            inputs = [images, one_hot(self.labels, self.num_classes, "float32")]
+            inputs = [
+                images,
+                ops.convert_to_numpy(one_hot(self.labels, self.num_classes, "float32")),
+            ]
         outputs = self.model.encoder.predict(inputs, batch_size=1000, verbose=0)
         return np.asarray(outputs[0], dtype="float32")  # z_mean
 
