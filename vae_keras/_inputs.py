@@ -547,31 +547,30 @@ def _checked_dataloader(loader, checks, targets_allowed):
     return checked
 
 
-@contextlib.contextmanager
-def _stream_errors(model, checks):
-    """Re-raises a failed stream check as the `ValueError` an array would have given.
-
-    On JAX, Keras' trainer detaches the variables' values while it trains and
-    reattaches them at the end; an error in between would leave the model
-    without weights. While a stream is read they stay attached, and the state
-    reached before the bad batch is synced back.
-    """
-    model._reading_stream = True
-    try:
-        yield
-    except Exception as error:
-        if keras.backend.backend() == "jax":
-            model.jax_state_sync()
-        replacement = checks.reraise(error)
-        if replacement is None or replacement is error:
-            raise
-        raise replacement from error
-    finally:
-        model._reading_stream = False
-
-
 class CheckedEntryPoints:
     """The models' data entry points: each checks its data with `InputChecks` first."""
+
+    @contextlib.contextmanager
+    def _stream_errors(self, checks):
+        """Re-raises a failed stream check as the `ValueError` an array would have given.
+
+        On JAX, Keras' trainer detaches the variables' values while it trains and
+        reattaches them at the end; an error in between would leave the model
+        without weights. While a stream is read they stay attached, and the state
+        reached before the bad batch is synced back.
+        """
+        self._reading_stream = True
+        try:
+            yield
+        except Exception as error:
+            if keras.backend.backend() == "jax":
+                self.jax_state_sync()
+            replacement = checks.reraise(error)
+            if replacement is None or replacement is error:
+                raise
+            raise replacement from error
+        finally:
+            self._reading_stream = False
 
     def _weight_carrier(self, x, sample_weight):
         """`y` for arrays with `sample_weight`: Keras drops the weights when `y` is None.
@@ -592,20 +591,20 @@ class CheckedEntryPoints:
         x = checks.wrap(x)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
-        with _stream_errors(self, checks):
+        with self._stream_errors(checks):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         checks = self.input_checks()
         checks.check_data(x, y)
         y = self._weight_carrier(x, kwargs.get("sample_weight"))
-        with _stream_errors(self, checks):
+        with self._stream_errors(checks):
             return super().evaluate(checks.wrap(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         checks = self.input_checks()
         checks.check_inputs(x)
-        with _stream_errors(self, checks):
+        with self._stream_errors(checks):
             return super().predict(checks.wrap(x, targets_allowed=True), *args, **kwargs)
 
     def _purge_model_variables(self, *args, **kwargs):
