@@ -120,6 +120,7 @@ def test_fit_sees_a_different_binarization_in_each_epoch():
         replay.on_epoch_end()
 
 
+@pytest.mark.slow
 def test_a_cvae_fits_on_dynamically_binarized_images():
     keras.utils.set_random_seed(0)
     grey = np.random.default_rng(1).random((48, 28, 28, 1)).astype("float32")

@@ -155,6 +155,7 @@ def test_image_snapshots_checks_its_arguments(tmp_path, x):
 
 
 # ----------------------------------------------------------- LatentStatistics
+@pytest.mark.slow
 def test_latent_statistics_reach_history_and_csv(tmp_path, x):
     vae = _vae()
     vae.compile(optimizer="adam")

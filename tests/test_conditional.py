@@ -108,6 +108,7 @@ def test_kl_prior_arguments_are_checked():
 
 
 # ------------------------------------------------------- any condition
+@pytest.mark.slow
 def test_any_condition_trains_evaluates_predicts_and_generates():
     x, c, mask = _data()
     cvae = _image_cvae(prior=False)
@@ -176,6 +177,7 @@ def test_sub_models_are_checked_against_each_other():
         vk.CVAE(cvae.encoder, cvae.decoder, prior="learned")
 
 
+@pytest.mark.slow
 def test_kl_term_is_against_the_learned_prior():
     x, c, _ = _data()
     cvae = _image_cvae()
@@ -368,6 +370,7 @@ def test_image_snapshots_draw_from_the_prior(tmp_path):
     assert all(np.isfinite(g).all() for g in grids.values())
 
 
+@pytest.mark.slow
 def test_serving_export_of_any_cvae_draws_from_its_prior(tmp_path):
     """Notebook 06's kind of CVAE (image condition, learned prior) exports and serves generate(c)."""
     pytest.importorskip("tensorflow")

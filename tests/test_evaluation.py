@@ -145,6 +145,7 @@ def test_bound_tightens_with_num_samples():
     assert means[2] < exact + 0.01, (means, exact)
 
 
+@pytest.mark.slow
 def test_one_sample_bound_matches_evaluate():
     keras.utils.set_random_seed(0)
     model = _bernoulli_vae()
@@ -284,6 +285,7 @@ def test_kl_per_dimension_and_active_units_match_the_closed_forms():
     assert evaluation.active_units(model, x, threshold=10.0) == 0
 
 
+@pytest.mark.slow
 def test_optimize_posterior_closes_the_gap_when_q_can_be_exact():
     model, w, b = _linear_vae(mean_shift=0.8, log_var_shift=1.0)
     x = _linear_data(8)
@@ -398,6 +400,7 @@ def _grey_images(n, seed=0):
 
 
 @pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.slow
 def test_continuous_bernoulli_model_trains_saves_reloads_and_predicts_its_mean(
     tmp_path, conditional
 ):

@@ -46,6 +46,7 @@ def test_docstring_examples():
 
 
 @needs_tf
+@pytest.mark.slow
 def test_vae_endpoints_match_the_model(tmp_path, data):
     import tensorflow as tf
 

@@ -178,6 +178,7 @@ def test_settings_the_bound_has_no_room_for_are_refused():
     assert vae.beta == 1.0 and vae.free_bits == 0.0
 
 
+@pytest.mark.slow
 def test_saved_with_the_model(tmp_path):
     x, y = bars(n=32)
     cvae = small_cvae(importance_samples=3)

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from benchmarks import literature
 
@@ -21,6 +22,7 @@ def test_learning_rate_follows_burda_stages():
         np.testing.assert_allclose(float(schedule(step)), 1e-3 * 10 ** (-stage / 7), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_markdown_and_json(tmp_path, monkeypatch):
     def tiny_data(n_train, n_test):
         rng = np.random.default_rng(0)

@@ -84,6 +84,7 @@ def test_training_stays_finite_and_lowers_the_loss(policy, tmp_path):
     assert np.isfinite(restored.fit(x, epochs=1, batch_size=32, verbose=0).history["loss"][0])
 
 
+@pytest.mark.slow
 def test_a_float32_model_loads_and_trains_in_a_mixed_session(tmp_path):
     vae = _model("float32", conv=False)
     vae.fit(_images(64), epochs=1, batch_size=32, verbose=0)
@@ -95,6 +96,7 @@ def test_a_float32_model_loads_and_trains_in_a_mixed_session(tmp_path):
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.slow
 def test_a_decoder_with_a_float32_output_layer(policy):
     vae = _model(policy, conv=False, float32_output=True)
     history = vae.fit(_images(64), epochs=2, batch_size=32, verbose=0).history

@@ -312,6 +312,7 @@ def test_compile_refuses_a_loss_and_bad_hyperparameters():
         vk.VAE(lambda x: x, vk.build_mlp_decoder(2))
 
 
+@pytest.mark.slow
 def test_gaussian_likelihood_trains():
     x, _ = _bars(n=96)
     vae = vk.VAE(

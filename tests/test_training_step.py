@@ -64,6 +64,7 @@ def _calls(model):
     [{}, {"steps_per_execution": 1, "jit_compile": False}, {"steps_per_execution": _spe(2)}],
     ids=["defaults", "spe1-nojit", "spe2"],
 )
+@pytest.mark.slow
 def test_each_sub_model_runs_once_per_training_and_evaluation_step(compile_kwargs):
     x, _ = _bars(n=64)
     vae = _counting_vae()
@@ -202,6 +203,7 @@ def test_a_schedule_is_evaluated_at_every_step_inside_one_execution():
     np.testing.assert_allclose(history["beta"], [31 / 40], rtol=1e-6)  # step 31 of 0..31
 
 
+@pytest.mark.slow
 def test_beta_set_after_fit_is_used_by_the_next_fit():
     x, _ = _bars(n=32)
     vae = vk.VAE(vk.build_mlp_encoder(LATENT, (8,)), vk.build_mlp_decoder(LATENT, (8,)), seed=0)
