@@ -7,8 +7,8 @@ gets the same message on every path and on every backend:
 
 - NumPy-like arrays (and eager tensors) are checked once, in one vectorised
   pass, before any step runs.
-- Streams are checked batch by batch as they are read: a `tf.data.Dataset`
-  in-graph (`tf.debugging.Assert` inside a `map`, so also under XLA and on the
+- Streams are checked batch by batch as they are read, by the same checks: a
+  `tf.data.Dataset` through a `tf.numpy_function` inside a `map` (also on the
   JAX and PyTorch backends, which read datasets through TensorFlow), a Python
   generator, a `keras.utils.PyDataset` or a PyTorch `DataLoader` in Python. The
   first bad batch stops training with the message an array would have given;
@@ -20,16 +20,11 @@ processes of a `PyDataset` with `use_multiprocessing=True`.
 
 import contextlib
 import inspect
-import re
 import sys
 
 import keras
 import numpy as np
 from keras import ops
-
-# Graph-side messages are wrapped in these markers so that `reraise` can find them
-# inside TensorFlow's error text.
-_OPEN, _CLOSE = "<<vae_keras: ", ">>"
 
 
 def static_shape(tensor_or_shape):
@@ -399,10 +394,7 @@ class InputChecks:
 
     def reraise(self, error):
         """The `ValueError` a stream check raised, if `error` came from one, else None."""
-        if self.last_error is not None:
-            return self.last_error
-        found = re.search(re.escape(_OPEN) + "(.*?)" + re.escape(_CLOSE), str(error), re.S)
-        return ValueError(found.group(1)) if found else None
+        return self.last_error
 
     def _wrap_tf_dataset(self, dataset, targets_allowed):
         import tensorflow as tf
@@ -422,85 +414,20 @@ class InputChecks:
                     raise ValueError(self._condition_shape_mismatch(label_shape[1:]))
             elif len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
                 raise ValueError(self._one_hot_width(label_shape[-1]))
-        is_tuple = isinstance(spec, tuple)
+        structure = spec
+
+        def check_arrays(*arrays):  # the eager checks, on the batch's NumPy arrays
+            batch = tf.nest.pack_sequence_as(structure, list(arrays))
+            self._check_recording(batch, targets_allowed)
+            return np.bool_(True)
 
         def check(*element):  # tf.data unpacks a tuple element into arguments
-            batch = element if is_tuple else element[0]
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-            images, labels = self.split(x)
-            asserts = self._tf_image_asserts(tf, images)
-            if labels is not None:
-                asserts += self._tf_label_asserts(tf, labels)
-            mask = self.mask_of(x)
-            if mask is not None:
-                values = tf.cast(mask, "float32")
-                inside = tf.logical_and(values >= 0, values <= 1)
-                asserts.append(
-                    self._tf_assert(
-                        tf,
-                        tf.reduce_all(inside),
-                        "CVAE: the mask must lie in [0, 1] (1 scores a pixel, 0 leaves it out)",
-                    )
-                )
-            with tf.control_dependencies(asserts):
+            batch = element if isinstance(structure, tuple) else element[0]
+            checked = tf.numpy_function(check_arrays, tf.nest.flatten(batch), tf.bool)
+            with tf.control_dependencies([checked]):
                 return tf.nest.map_structure(tf.identity, batch)
 
         return dataset.map(check)
-
-    def _tf_assert(self, tf, condition, template, values=()):
-        message = tf.strings.format(_OPEN + template + _CLOSE, values) if values else None
-        return tf.debugging.Assert(condition, [message if values else _OPEN + template + _CLOSE])
-
-    def _tf_image_asserts(self, tf, images):
-        values = tf.cast(images, "float32")
-        empty = tf.equal(tf.size(values), 0)
-        asserts = [
-            self._tf_assert(
-                tf,
-                tf.logical_or(empty, tf.reduce_all(tf.math.is_finite(values))),
-                self._not_finite("images"),
-            )
-        ]
-        if self.likelihood in _UNIT_RANGE:
-            low, high = tf.reduce_min(values), tf.reduce_max(values)
-            template = self._out_of_unit_range("images", "{}", "{}")
-            asserts.append(
-                self._tf_assert(
-                    tf,
-                    tf.logical_or(empty, tf.logical_and(low >= 0, high <= 1)),
-                    template,
-                    (low, high),
-                )
-            )
-        return asserts
-
-    def _tf_label_asserts(self, tf, labels):
-        if not self.labelled:
-            values = tf.cast(labels, "float32")
-            empty = tf.equal(tf.size(values), 0)
-            finite = tf.reduce_all(tf.math.is_finite(values))
-            return [
-                self._tf_assert(tf, tf.logical_or(empty, finite), self._not_finite("conditions"))
-            ]
-        shape = static_shape(labels.shape)
-        if len(shape) == 2 and shape[-1] == self.num_classes and self.num_classes != 1:
-            return []  # one-hot: its width was checked from the dataset's spec
-        values = tf.cast(labels, "float32")
-        empty = tf.equal(tf.size(values), 0)
-        low, high = tf.reduce_min(values), tf.reduce_max(values)
-        in_range = tf.logical_and(low >= 0, high <= self.num_classes - 1)
-        whole = tf.reduce_all(tf.equal(values, tf.round(values)))
-        return [
-            self._tf_assert(
-                tf,
-                tf.logical_or(empty, in_range),
-                self._labels_out_of_range("{}", "{}"),
-                (low, high),
-            ),
-            self._tf_assert(
-                tf, tf.logical_or(empty, whole), "CVAE: integer labels must be whole numbers"
-            ),
-        ]
 
 
 class _CheckedPyDataset(keras.utils.PyDataset):
