@@ -14,7 +14,7 @@ from keras import ops
 from test_conditional import _data, _image_cvae
 
 import vae_keras as vk
-from vae_keras.models import _inside_step, _is_inside_step
+from vae_keras._base import _inside_step, _is_inside_step
 
 
 def _numpy(x):
