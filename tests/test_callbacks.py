@@ -209,28 +209,17 @@ def test_latent_statistics_checks_its_arguments(x):
         callbacks.LatentStatistics(x, threshold=-1)
     with pytest.raises(ValueError, match=r"; received batch_size=0"):
         callbacks.LatentStatistics(x, batch_size=0)
-    with pytest.raises(ValueError, match=r"; received a sequence of 3 items"):
-        callbacks.LatentStatistics([x, x, x])
+    with pytest.raises(ValueError, match=r"; received a sequence of 4 items"):
+        callbacks.LatentStatistics([x, x, x, x])
 
 
 # ------------------------------------------------------------------- NaNGuard
-TORCH_RAISES = pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason=(
-        "on PyTorch a diverging learning rate ends fit with torch's RuntimeError from "
-        "binary_cross_entropy ('all elements of input should be between 0 and 1') when the "
-        "decoder outputs NaN, before the guard sees a non-finite log"
-    ),
-)
-
-
 def _diverging_vae():
     vae = _vae()
     vae.compile(optimizer=keras.optimizers.SGD(learning_rate=1e3))
     return vae
 
 
-@TORCH_RAISES
 def test_nan_guard_stops_restores_and_names_the_term(tmp_path, x, capsys):
     vae = _diverging_vae()
     guard = callbacks.NaNGuard(x[:32])
@@ -265,7 +254,6 @@ def test_nan_guard_stops_restores_and_names_the_term(tmp_path, x, capsys):
     assert "learning rate 1e+03" in printed
 
 
-@TORCH_RAISES
 def test_without_guard_the_checkpoint_keeps_nan_weights(tmp_path, x):
     # The problem the guard solves: Keras saves the first epoch as "best" whatever it is.
     vae = _diverging_vae()
@@ -301,7 +289,6 @@ def test_nan_guard_names_a_too_large_beta(x):
     assert "beta (3e+38) is too large" in guard.report
 
 
-@TORCH_RAISES
 def test_nan_guard_without_a_batch_still_stops_and_restores(x):
     vae = _diverging_vae()
     guard = callbacks.NaNGuard(verbose=0)
@@ -331,7 +318,6 @@ def test_nan_guard_leaves_a_healthy_run_alone(x):
         np.testing.assert_array_equal(a, b)
 
 
-@TORCH_RAISES
 def test_nan_guard_cvae(x):
     labels = np.arange(64) % 4
     cvae = _cvae()

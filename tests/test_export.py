@@ -117,7 +117,7 @@ def test_serving_needs_no_vae_keras(tmp_path, data):
 @pytest.mark.skipif(TF, reason="checks the error on the JAX and PyTorch backends")
 def test_other_backends_get_a_clear_error(tmp_path, data):
     vae = _trained(False, data)
-    with pytest.raises(ValueError, match=r"KERAS_BACKEND=tensorflow.*Received: backend="):
+    with pytest.raises(ValueError, match=r"KERAS_BACKEND=tensorflow.*; received backend="):
         export.export_serving(vae, tmp_path / "vae")
 
 
