@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vae_keras as vk
-from vae_keras import callbacks, evaluation
+from vae_keras import callbacks, evaluation, guard
 
 SHAPE = (8, 8, 1)
 LATENT = 3
@@ -54,8 +54,9 @@ def _events(folder):
     return found
 
 
-def test_docstring_examples():
-    result = doctest.testmod(callbacks, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+@pytest.mark.parametrize("module", [callbacks, guard], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 
 

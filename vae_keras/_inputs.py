@@ -85,6 +85,31 @@ def one_hot(labels, num_classes, dtype):
     )
 
 
+def check_model(model, where):
+    """A `vk.VAE` or `vk.CVAE` (anything with their `checked_arrays`), or a TypeError."""
+    if not (isinstance(model, keras.Model) and hasattr(model, "checked_arrays")):
+        raise TypeError(
+            f"{where} works with a vk.VAE or vk.CVAE; received model of type {type(model).__name__}"
+        )
+
+
+def check_examples(x, where):
+    """`x` as `fit` takes it: images, `[images, condition]` or `[images, condition, mask]`."""
+    images = x[0] if isinstance(x, (list, tuple)) else x
+    if isinstance(x, (list, tuple)) and len(x) not in (2, 3):
+        raise ValueError(
+            f"{where}: x must be images, [images, condition] or [images, condition, mask]; "
+            f"received a sequence of {len(x)} items"
+        )
+    if not hasattr(images, "shape") or len(np.shape(images)) < 2:
+        raise ValueError(
+            f"{where}: x must hold NumPy-like images of shape (n, height, width, channels); "
+            f"received {type(images).__name__} of shape {np.shape(images)}"
+        )
+    if np.shape(images)[0] == 0:
+        raise ValueError(f"{where}: x must hold at least one image; received 0 images")
+
+
 # Likelihoods whose data must lie in [0, 1], with their names in messages.
 _UNIT_RANGE = {"bernoulli": "Bernoulli", "continuous_bernoulli": "continuous Bernoulli"}
 

@@ -28,6 +28,7 @@ import numpy as np
 from keras import ops
 
 from vae_keras import _validation, distributions, objective
+from vae_keras._inputs import check_model
 
 __all__ = [
     "log_importance_weights",
@@ -50,11 +51,7 @@ _JIT_MIN_CODES = 50_000
 # ------------------------------------------------------------------ inputs
 def _checked(model, x, where, batch_size=None):
     """`(images, condition, mask, batch_size)`: the data checked by the model, as NumPy."""
-    if not (isinstance(model, keras.Model) and hasattr(model, "checked_arrays")):
-        raise TypeError(
-            f"{where}: model must be a vk.VAE or vk.CVAE; received model of type "
-            f"{type(model).__name__}"
-        )
+    check_model(model, where)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     batch_size = _validation.positive_int(batch_size, "batch_size", where)
     return (*model.checked_arrays(x, where), batch_size)
