@@ -70,6 +70,7 @@ def test_bad_sigma_is_refused():
 
 # ------------------------------------------------------------------ export
 @pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.slow
 def test_export_after_fit_serves_the_mean_reconstruction(tmp_path, backend, conditional):
     if backend != "tensorflow":
         pytest.skip("a SavedModel export is tested on the TensorFlow backend")

@@ -68,6 +68,7 @@ def test_vae_endpoints_match_the_model(tmp_path, data):
 
 
 @needs_tf
+@pytest.mark.slow
 def test_cvae_endpoints_match_the_model(tmp_path, data):
     import tensorflow as tf
 
