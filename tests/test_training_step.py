@@ -383,3 +383,19 @@ def test_mlp_builders_take_the_hidden_activation(tmp_path):
     for build in (vk.build_mlp_encoder, vk.build_mlp_decoder):
         with pytest.raises(ValueError, match="activation must be a Keras activation name"):
             build(2, activation="tanhh")
+
+
+def test_conv_builders_take_the_hidden_activation():
+    """The convolutional builders' activation= reaches every hidden layer, not the output."""
+    encoder = vk.build_conv_encoder(4, activation="tanh")
+    decoder = vk.build_conv_decoder(4, activation="elu")
+    hidden = (layers.Conv2D, layers.Conv2DTranspose, layers.Dense)
+    names = {
+        role: [layer.activation.__name__ for layer in model.layers if isinstance(layer, hidden)]
+        for role, model in (("encoder", encoder), ("decoder", decoder))
+    }
+    assert names["encoder"] == ["tanh", "tanh", "tanh", "linear", "linear"]
+    assert names["decoder"] == ["elu", "elu", "elu", "sigmoid"]
+    for build in (vk.build_conv_encoder, vk.build_conv_decoder):
+        with pytest.raises(ValueError, match="activation must be a Keras activation name"):
+            build(2, activation="tanhh")

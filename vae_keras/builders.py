@@ -164,6 +164,7 @@ def build_conv_encoder(
     num_classes=None,
     input_shape=IMAGE_SHAPE,
     name="encoder",
+    activation="relu",
 ):
     """Convolutional encoder: 3x3 stride-2 Conv2D+ReLU layers, Dense, two heads.
 
@@ -200,6 +201,7 @@ def build_conv_encoder(
         "build_conv_encoder",
     )
     input_shape = _validation.shape(input_shape, "input_shape", 3, "build_conv_encoder")
+    activation = _activation(activation, "build_conv_encoder")
     filters, dense_units = sizes[:-1], sizes[-1]
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = images
@@ -210,9 +212,9 @@ def build_conv_encoder(
         )
         x = layers.Concatenate()([x, tiled])
     for n_filters in filters:
-        x = layers.Conv2D(n_filters, 3, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2D(n_filters, 3, strides=2, padding="same", activation=activation)(x)
     x = _with_label(layers.Flatten()(x), label)
-    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dense(dense_units, activation=activation)(x)
     return keras.Model(inputs, _latent_heads(x, latent_dim), name=name)
 
 
@@ -222,6 +224,7 @@ def build_conv_decoder(
     num_classes=None,
     output_shape=IMAGE_SHAPE,
     name="decoder",
+    activation="relu",
 ):
     """Convolutional decoder mirroring `build_conv_encoder`.
 
@@ -253,6 +256,7 @@ def build_conv_decoder(
         latent_dim, num_classes, filters, "filters", "build_conv_decoder"
     )
     output_shape = _validation.shape(output_shape, "output_shape", 3, "build_conv_decoder")
+    activation = _activation(activation, "build_conv_decoder")
     height, width, channels = output_shape
     factor = 2 ** len(filters)
     if height % factor or width % factor:
@@ -262,7 +266,7 @@ def build_conv_decoder(
         )
     small = (height // factor, width // factor)
     z, label, inputs = _inputs((latent_dim,), num_classes, "z")
-    x = layers.Dense(small[0] * small[1] * filters[0], activation="relu")(_with_label(z, label))
+    x = layers.Dense(small[0] * small[1] * filters[0], activation=activation)(_with_label(z, label))
     x = layers.Reshape((small[0], small[1], filters[0]))(x)
     if label is not None:
         tiled = layers.Reshape((small[0], small[1], num_classes))(
@@ -270,6 +274,8 @@ def build_conv_decoder(
         )
         x = layers.Concatenate()([x, tiled])
     for n_filters in filters:
-        x = layers.Conv2DTranspose(n_filters, 3, strides=2, padding="same", activation="relu")(x)
+        x = layers.Conv2DTranspose(n_filters, 3, strides=2, padding="same", activation=activation)(
+            x
+        )
     outputs = layers.Conv2DTranspose(channels, 3, padding="same", activation="sigmoid")(x)
     return keras.Model(inputs, outputs, name=name)
