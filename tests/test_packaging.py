@@ -100,7 +100,16 @@ def dist(tmp_path_factory):
         else:
             shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, source], cwd=source)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"python -m build failed:\n{done.stdout[-3000:]}{done.stderr}"
+    # The configuration is one setuptools reads without a deprecation warning.
+    assert "deprecated" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
     return source, out
 
 
@@ -115,9 +124,11 @@ def test_the_wheel_holds_every_module_and_the_metadata(dist):
     assert wheel.name == f"vae_keras-{_version()}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
     assert [n for n in names if n.endswith(".py")] == _modules()
+    assert f"vae_keras-{_version()}.dist-info/licenses/LICENSE" in names
     metadata = zipfile.ZipFile(wheel).read(f"vae_keras-{_version()}.dist-info/METADATA").decode()
     for extra in ("tensorflow", "jax", "torch", "onnx", "docs"):
         assert f"Provides-Extra: {extra}" in metadata
+    assert "License-Expression: MIT" in metadata
     (sdist,) = out.glob("*.tar.gz")
     assert sdist.name == f"vae_keras-{_version()}.tar.gz"
 
