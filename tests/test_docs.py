@@ -18,10 +18,12 @@ import pytest
 from vae_keras import (
     builders,
     datasets,
+    distributions,
     evaluation,
     layers,
     losses,
     models,
+    objective,
     plotting,
     schedules,
 )
@@ -40,11 +42,23 @@ TENSORFLOW_ONLY = {"serving.md"}  # SavedModel export needs the TensorFlow backe
 
 @pytest.mark.parametrize(
     "module",
-    [layers, losses, models, builders, datasets, plotting, schedules, evaluation],
+    [
+        layers,
+        losses,
+        distributions,
+        objective,
+        models,
+        builders,
+        datasets,
+        plotting,
+        schedules,
+        evaluation,
+    ],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{module.__name__} has no docstring example"
     assert result.failed == 0
 
 

@@ -187,8 +187,8 @@ def log_prior_ratio(z_mean, z_log_var, epsilon, prior_mean=None, prior_log_var=N
     >>> import numpy as np
     >>> from vae_keras import distributions
     >>> zero = np.zeros((1, 2), "float32")
-    >>> float(distributions.log_prior_ratio(zero, zero, zero)[0])  # q is the prior
-    0.0
+    >>> float(distributions.log_prior_ratio(zero, zero, zero)[0]) == 0.0  # q is the prior
+    True
     """
     z_mean, z_log_var, epsilon = _wide(z_mean, z_log_var, epsilon)
     z = reparameterize(z_mean, z_log_var, epsilon)

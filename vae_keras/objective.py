@@ -28,14 +28,30 @@ __all__ = [
 
 
 def tile(x, k):
-    """`k` copies of a batch stacked along the batch axis: rows `[x_1..x_n, x_1..x_n, ...]`."""
+    """`k` copies of a batch stacked along the batch axis: rows `[x_1..x_n, x_1..x_n, ...]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from vae_keras import objective
+    >>> np.asarray(objective.tile(np.array([[1.0], [2.0]]), 2))[:, 0].tolist()
+    [1.0, 2.0, 1.0, 2.0]
+    """
     if x is None or k == 1:
         return x
     return ops.tile(x, (k,) + (1,) * (len(ops.shape(x)) - 1))
 
 
 def log_mean_exp(values):
-    """`log (1/k) sum_i exp(values_i)` over axis 0, stable for any magnitude."""
+    """`log (1/k) sum_i exp(values_i)` over axis 0, stable for any magnitude.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from vae_keras import objective
+    >>> round(float(objective.log_mean_exp(np.array([1000.0, 1000.0]))), 4)  # no overflow
+    1000.0
+    """
     return ops.logsumexp(values, axis=0) - math.log(values.shape[0])
 
 

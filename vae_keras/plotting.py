@@ -95,7 +95,7 @@ def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, a
     if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] != labels.shape[0]:
         raise ValueError(
             f"plot_latent_scatter: expected z of shape (n, >=2) and n labels; "
-            f"got {z.shape} and {labels.shape}"
+            f"received z of shape {z.shape} and labels of shape {labels.shape}"
         )
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 5.5))
@@ -129,11 +129,18 @@ def latent_grid(n=20, quantile_range=(0.05, 0.95)):
         `(z, values)`: `z` of shape `(n * n, 2)`, row-major with `z_2`
         decreasing down the rows and `z_1` increasing along them, and the `n`
         axis values.
+
+    Example:
+
+    >>> from vae_keras import plotting
+    >>> z, values = plotting.latent_grid(n=3, quantile_range=(0.1, 0.9))
+    >>> z.shape, [round(float(v), 3) for v in values]
+    ((9, 2), [-1.282, 0.0, 1.282])
     """
     low, high = quantile_range
     if not 0 < low < high < 1:
         raise ValueError(
-            f"latent_grid: quantile_range must satisfy 0 < low < high < 1; got {quantile_range}"
+            f"latent_grid: quantile_range must satisfy 0 < low < high < 1; received quantile_range={quantile_range}"
         )
     values = np.array([NormalDist().inv_cdf(p) for p in np.linspace(low, high, n)], dtype="float32")
     z1, z2 = np.meshgrid(values, values[::-1])
