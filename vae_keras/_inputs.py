@@ -176,19 +176,6 @@ class InputChecks:
     def _not_finite(self, role):
         return f"{self.name}: {role} contain NaN or infinite values"
 
-    def _out_of_unit_range(self, role, low, high):
-        return (
-            f"{self.name}: with the {_UNIT_RANGE[self.likelihood]} likelihood {role} must lie "
-            "in [0, 1]; "
-            f"received values in [{low}, {high}] (divide uint8 images by 255)"
-        )
-
-    def _labels_out_of_range(self, low, high):
-        return (
-            f"CVAE: labels out of range: expected class ids in [0, {self.num_classes - 1}], "
-            f"received values from {low} to {high}"
-        )
-
     def _one_hot_width(self, width):
         return f"CVAE: one-hot labels have width {width} but num_classes is {self.num_classes}"
 
@@ -215,7 +202,11 @@ class InputChecks:
         if self.likelihood in _UNIT_RANGE:
             low, high = images.min(), images.max()
             if low < 0 or high > 1:
-                raise ValueError(self._out_of_unit_range(role, low, high))
+                raise ValueError(
+                    f"{self.name}: with the {_UNIT_RANGE[self.likelihood]} likelihood {role} "
+                    f"must lie in [0, 1]; received values in [{low}, {high}] (divide uint8 "
+                    "images by 255)"
+                )
 
     def check_labels(self, labels, n=None):
         """Checks class ids or one-hot labels; returns them as a float32 one-hot array."""
@@ -230,7 +221,11 @@ class InputChecks:
                         f"dtype {labels.dtype}"
                     )
             if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(self._labels_out_of_range(labels.min(), labels.max()))
+                raise ValueError(
+                    "CVAE: labels out of range: expected class ids in "
+                    f"[0, {self.num_classes - 1}], received values from {labels.min()} to "
+                    f"{labels.max()}"
+                )
         elif labels.ndim == 2:
             if labels.shape[1] != self.num_classes:
                 raise ValueError(self._one_hot_width(labels.shape[1]))
