@@ -122,7 +122,7 @@ def test_notebook_cell_finds_the_one_tagged_code_cell(tmp_path):
     path = tmp_path / "n.ipynb"
     nbformat.write(notebook, path)
     assert tutorial.notebook_cell(path, "model") == "x = 1\ny = 2"
-    with pytest.raises(ValueError, match="Received: 0"):
+    with pytest.raises(ValueError, match="; received 0"):
         tutorial.notebook_cell(path, "missing")
 
 

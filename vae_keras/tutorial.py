@@ -18,6 +18,8 @@ import warnings
 
 import keras
 
+from vae_keras import _validation
+
 __all__ = [
     "quiet_stderr",
     "quiet_logs",
@@ -103,9 +105,7 @@ class PrintEvery(keras.callbacks.Callback):
 
     def __init__(self, n):
         super().__init__()
-        if int(n) < 1:
-            raise ValueError(f"PrintEvery: n must be a positive number of epochs. Received: n={n}")
-        self.n = int(n)
+        self.n = _validation.positive_int(n, "n", "PrintEvery")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -144,9 +144,7 @@ def markdown_table(header, rows, digits=2):
     for row in rows:
         row = list(row)
         if len(row) != len(header):
-            raise ValueError(
-                f"markdown_table: every row needs {len(header)} cells. Received: {row}"
-            )
+            raise ValueError(f"markdown_table: every row needs {len(header)} cells; received {row}")
         cells = [f"{v:,.{digits}f}" if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -214,11 +212,11 @@ def cell_source(obj):
             value for value in vars(obj).values() if callable(value) and hasattr(value, "__code__")
         ]
         if not methods:
-            raise ValueError(f"cell_source: {obj.__name__} defines no method. Received: {obj}")
+            raise ValueError(f"cell_source: {obj.__name__} defines no method; received {obj}")
         function = methods[0]
     code = getattr(function, "__code__", None)
     if code is None:
-        raise ValueError(f"cell_source: expected a function or a class. Received: {obj!r}")
+        raise ValueError(f"cell_source: expected a function or a class; received {obj!r}")
     lines = linecache.getlines(code.co_filename)
     if not lines:
         raise ValueError(f"cell_source: the source of {obj!r} is not available")
@@ -248,8 +246,7 @@ def notebook_cell(path, tag):
     ]
     if len(found) != 1:
         raise ValueError(
-            f"notebook_cell: expected one code cell tagged {tag!r} in {path}. Received: "
-            f"{len(found)}"
+            f"notebook_cell: expected one code cell tagged {tag!r} in {path}; received {len(found)}"
         )
     source = found[0]["source"]
     return "".join(source) if isinstance(source, list) else source
