@@ -167,6 +167,14 @@ def test_fixed_hyperparameters_are_refused_after_construction(name, value):
     assert getattr(vae, name) == {"likelihood": "bernoulli", "sigma": 1.0}.get(name, 1)
 
 
+def test_the_reconstruction_loss_follows_the_likelihood_and_is_not_reassigned():
+    vae = small_vae(likelihood="gaussian", sigma=0.5)
+    assert vae.reconstruction_loss_fn.sigma == 0.5
+    with pytest.raises(AttributeError, match="sigma=.*received reconstruction_loss_fn of type"):
+        vae.reconstruction_loss_fn = vk.VAELoss("gaussian", sigma=0.3)
+    assert vae.sigma == 0.5
+
+
 def test_settable_hyperparameters_reach_the_next_compiled_step():
     x = bars(32)[0]
     vae = small_vae()

@@ -34,6 +34,7 @@ from vae_keras import _submodels, _validation, distributions, evaluation, object
 from vae_keras._execution import CompilePolicy
 from vae_keras._inputs import CheckedEntryPoints, InputChecks
 from vae_keras.layers import Sampling
+from vae_keras.losses import VAELoss
 
 __all__ = ["LatentVariableModel"]
 
@@ -268,6 +269,20 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     def likelihood_distribution(self):
         """p(x | z) as a `vae_keras.distributions` object (`log_prob`, `mean`)."""
         return self._likelihood
+
+    @property
+    def reconstruction_loss_fn(self):
+        """The reconstruction term as a `vk.VAELoss` (per example), for the model's likelihood."""
+        return VAELoss(self.likelihood, sigma=self.sigma, reduction=None)
+
+    @reconstruction_loss_fn.setter
+    def reconstruction_loss_fn(self, value):
+        raise AttributeError(
+            f"{type(self).__name__}.reconstruction_loss_fn follows the model's likelihood and "
+            "sigma, which are fixed when the model is constructed; build a new model with "
+            "likelihood=... and sigma=...; received reconstruction_loss_fn of type "
+            f"{type(value).__name__}"
+        )
 
     @property
     def sigma(self):
