@@ -75,8 +75,8 @@ def run_speed(config, mode, datasets):
 
 
 def run_ablation(config, mode):
-    from benchmarks import common, speed
     import vae_keras as vk
+    from benchmarks import common, speed
 
     start = time.perf_counter()
     cfg = config["ablation"]
