@@ -84,10 +84,12 @@ def test_history_plot_has_train_and_validation_curves():
     assert len(fig.axes) == 3
     assert len(fig.axes[0].get_lines()) == 2 and len(fig.axes[1].get_lines()) == 1
     assert [ax.get_title() for ax in fig.axes] == [
-        "loss (reconstruction + β·KL)",
+        "loss (reconstruction + KL)",  # no beta logged: beta was 1, so no beta in the title
         "reconstruction term",
         "KL term",
     ]
+    fig = plotting.plot_history({**logs, "beta": [0.5, 1.0]})
+    assert fig.axes[0].get_title() == "loss (reconstruction + β·KL)"
     with pytest.raises(ValueError, match="none of the requested metrics"):
         plotting.plot_history({"accuracy": [1.0]})
 

@@ -238,7 +238,10 @@ def plot_history(
         ax.plot(epochs, logs[key][skip_epochs:], marker="o", ms=3, label="train")
         if "val_" + key in logs:
             ax.plot(epochs, logs["val_" + key][skip_epochs:], marker="o", ms=3, label="validation")
-        ax.set_title(_METRIC_TITLES.get(key, key.replace("_", " ")))
+        name = _METRIC_TITLES.get(key, key.replace("_", " "))
+        if key == "loss" and not any(b != 1 for b in logs.get("beta", [1])):
+            name = "loss (reconstruction + KL)"  # no beta in a title where beta was always 1
+        ax.set_title(name)
         ax.set_xlabel("epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})")
         ax.set_ylabel("" if key == "beta" else "nats per image")
         ax.legend()
