@@ -17,17 +17,46 @@ The public API:
   `export.export_serving`: encode, decode and generate endpoints as one SavedModel.
 """
 
-from vae_keras import callbacks, datasets, evaluation, export, plotting
-from vae_keras.builders import (
+import os as _os
+import sys as _sys
+
+
+def _start_keras_quietly():
+    """In a Jupyter kernel, starts Keras with file descriptor 2 sent to /dev/null.
+
+    TensorFlow's C++ runtime writes its start-up lines (oneDNN, "no CUDA driver", CPU
+    features) straight to file descriptor 2, whatever `TF_CPP_MIN_LOG_LEVEL` says, and the
+    kernel shows them under the first cell that imports Keras. Outside Jupyter, or once Keras
+    is imported, nothing is changed.
+    """
+    if "ipykernel" not in _sys.modules or "keras" in _sys.modules:
+        return
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved, devnull = _os.dup(2), _os.open(_os.devnull, _os.O_WRONLY)
+    try:
+        _os.dup2(devnull, 2)
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.zeros(1))  # the backend's devices start here
+    finally:
+        _os.dup2(saved, 2)
+        _os.close(saved)
+        _os.close(devnull)
+
+
+_start_keras_quietly()
+
+from vae_keras import callbacks, datasets, evaluation, exercises, export, plotting, tutorial  # noqa: E402
+from vae_keras.builders import (  # noqa: E402
     build_conv_decoder,
     build_conv_encoder,
     build_mlp_decoder,
     build_mlp_encoder,
 )
-from vae_keras.layers import Sampling, sampling
-from vae_keras.losses import VAELoss, kl_divergence, kl_per_dimension
-from vae_keras.models import CVAE, VAE
-from vae_keras.schedules import CyclicalAnnealing, LinearWarmup
+from vae_keras.layers import Sampling, sampling  # noqa: E402
+from vae_keras.losses import VAELoss, kl_divergence, kl_per_dimension  # noqa: E402
+from vae_keras.models import CVAE, VAE  # noqa: E402
+from vae_keras.schedules import CyclicalAnnealing, LinearWarmup  # noqa: E402
 
 __version__ = "0.2.0"
 
@@ -50,4 +79,6 @@ __all__ = [
     "plotting",
     "callbacks",
     "export",
+    "exercises",
+    "tutorial",
 ]

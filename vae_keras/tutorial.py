@@ -18,9 +18,11 @@ import warnings
 
 import keras
 
-from vae_keras import _validation
+from vae_keras import _validation, datasets
 
 __all__ = [
+    "setup",
+    "load_data",
     "quiet_stderr",
     "quiet_logs",
     "PrintEvery",
@@ -80,6 +82,75 @@ def quiet_logs():
     """
     warnings.formatwarning = _short_warning
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def setup(seed):
+    """The one call a notebook's setup cell makes: quiet logs, seeds, figures inline.
+
+    Warnings are printed without file paths and TensorFlow's retracing notices are hidden
+    (`quiet_logs`), Python's, NumPy's and the backend's random generators are seeded
+    (`keras.utils.set_random_seed`), and in IPython figures are drawn inline. TensorFlow's
+    C++ start-up lines are already kept out of a Jupyter notebook by `import vae_keras`.
+
+    Args:
+        seed: The seed, a non-negative integer.
+
+    Example:
+
+    >>> setup(1234)  # doctest: +ELLIPSIS
+    Keras ... on ..., vae_keras ...; seed 1234
+    """
+    from vae_keras import __version__
+
+    seed = _validation.non_negative_int(seed, "seed", "setup")
+    quiet_logs()
+    keras.utils.set_random_seed(seed)
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if shell is not None and "ipykernel" in sys.modules:
+        shell.run_line_magic("matplotlib", "inline")
+    print(
+        f"Keras {keras.__version__} on {keras.backend.backend()}, vae_keras {__version__}; seed {seed}"
+    )
+
+
+_LOADERS = {
+    "mnist": ("MNIST", "load_mnist"),
+    "fashion_mnist": ("Fashion-MNIST", "load_fashion_mnist"),
+}
+
+
+def load_data(name="mnist", n_train=None):
+    """A dataset as the notebooks use it, with one line saying what was loaded.
+
+    Images become float32 arrays of shape `(n, 28, 28, 1)` in [0, 1]. When only MNIST's
+    official test split is available offline (see `vae_keras.datasets`), the loader's warning
+    is part of the printed line instead of a separate message on standard error.
+
+    Args:
+        name: `"mnist"` or `"fashion_mnist"`.
+        n_train: Keep only the first `n_train` training images (quick runs); `None`: all.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`.
+    """
+    if name not in _LOADERS:
+        raise ValueError(
+            f"load_data: name must be one of {sorted(_LOADERS)}; received name={name!r}"
+        )
+    if n_train is not None:
+        n_train = _validation.positive_int(n_train, "n_train", "load_data")
+    title, loader = _LOADERS[name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        (x_train, y_train), (x_test, y_test) = getattr(datasets, loader)()
+    x_train, x_test = ((x.astype("float32") / 255.0)[..., None] for x in (x_train, x_test))
+    line = f"{title}: {len(x_train):,} training and {len(x_test):,} test images"
+    if n_train is not None and n_train < len(x_train):
+        x_train, y_train = x_train[:n_train], y_train[:n_train]
+        line += f", of which the first {n_train:,} training images are used"
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    print(line + "".join(f" ({note})" for note in notes))
+    return (x_train, y_train), (x_test, y_test)
 
 
 class PrintEvery(keras.callbacks.Callback):
