@@ -6,7 +6,9 @@
 - The guide (``docs/guide/*.md``) comes between the tutorial and the API reference; its benchmark
   reports are rendered from ``benchmarks/*.md`` as the runs wrote them (``guide/reports/``).
 - The navigation and the lists on the home page are built from those files.
-- Links between notebooks (``03_vae_mnist.ipynb``) are pointed at the pages.
+- Links between notebooks (``03_vae_mnist.ipynb``) are pointed at the pages, and links from a
+  notebook to a page of the site's sources (``../docs/explorer/index.md``, which is also right
+  on GitHub and in JupyterLab) at that page.
 - MathJax is copied from the ``jupyter-server-mathjax`` package into ``site/assets/mathjax`` and
   every notebook page loads it with a relative link: the formulas render offline and wherever the
   folder is served.
@@ -198,6 +200,14 @@ def on_page_content(html, page, config, files):
             else (f'href="{stem}.html{anchor}"')
         )
 
+    def site_page(match):  # ../docs/explorer/index.md works on GitHub and in JupyterLab
+        page, anchor = match.group(1), match.group(2) or ""
+        page = page[: -len("index")] if page.endswith("index") else page + "/"
+        if config["use_directory_urls"]:
+            return f'href="../../{page}{anchor}"'
+        return f'href="../{page}index.html{anchor}"' if page.endswith("/") else match.group(0)
+
+    html = re.sub(r'href="\.\./docs/([A-Za-z0-9_/.-]+?)\.md(#[^"]*)?"', site_page, html)
     return re.sub(r'href="([A-Za-z0-9_.-]+)\.ipynb(#[^"]*)?"', link, html)
 
 

@@ -108,3 +108,73 @@ def test_the_checks_catch_what_they_are_for():
     clean = "saved ../images/vae_manifold.png; loss 157.50 nats; UserWarning: offline mnist"
     assert not any(pattern.search(clean) for pattern in NOISE.values())
     assert DEAD_LINKS.search('%pip install "vae-keras @ git+https://github.com/a/b"')
+
+
+# ------------------------------------------------ what a learner sees first is the lesson
+TOTAL_BUDGET = 4_000_000  # bytes, all committed notebooks together
+TIMING = re.compile(r"\b\d+(\.\d+)?\s?(ms|s|sec|seconds|min|minutes)\b(?! per)|\btook\b")
+PLUMBING = {
+    "an NBVAL comment (use the cell tag nbval-check-output)": re.compile(r"#\s*NBVAL_"),
+    "a file-descriptor redirect": re.compile(r"os\.dup2?\(|quiet_stderr"),
+    "a stopwatch": re.compile(r"time\.(perf_counter|time|monotonic)\("),
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_sources_hold_the_lesson_not_the_plumbing(path):
+    problems = [
+        f"cell {index}: {what}"
+        for index, cell in enumerate(_load(path)["cells"])
+        if cell["cell_type"] == "code"
+        for what, pattern in PLUMBING.items()
+        if pattern.search(_text(cell["source"]))
+    ]
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_stderr_no_timings_no_editor_metadata(path):
+    notebook = _load(path)
+    assert not {"colab", "accelerator", "widgets"} & set(notebook.get("metadata", {}))
+    for index, cell in enumerate(notebook["cells"]):
+        metadata = cell.get("metadata", {})
+        assert "execution" not in metadata, f"{path.name}: cell {index} has execution timestamps"
+        assert not {"colab", "id", "outputId"} & set(metadata), f"{path.name}: cell {index}"
+        for output in cell.get("outputs", []):
+            assert output.get("name") != "stderr", f"{path.name}: cell {index} writes to stderr"
+            for text in _output_texts(output):
+                match = TIMING.search(text)
+                assert match is None, f"{path.name}: cell {index} prints a timing: {match[0]!r}"
+
+
+def test_the_notebooks_together_stay_small():
+    sizes = {p.name: p.stat().st_size for p in NOTEBOOKS}
+    assert sum(sizes.values()) <= TOTAL_BUDGET, sizes
+
+
+LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_local_links_point_to_files_that_exist(path):
+    """Links work on GitHub and in JupyterLab (the site rewrites them to its pages)."""
+    for index, cell in enumerate(_load(path)["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        for target, _ in LINK.findall(_text(cell["source"])):
+            if re.match(r"[a-z]+:", target):
+                continue
+            assert (path.parent / target).exists(), f"{path.name}: cell {index} links {target}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_states_objectives_and_ends_with_a_summary_and_a_way_on(path):
+    markdown = [_text(c["source"]) for c in _load(path)["cells"] if c["cell_type"] == "markdown"]
+    head, tail = "\n".join(markdown[:2]), "\n".join(markdown[-3:])
+    assert re.search(r"what you will be able to do", head, re.I), f"{path.name}: no objectives"
+    assert re.search(r"^## Summary", "\n".join(markdown), re.M), f"{path.name}: no summary"
+    if path == NOTEBOOKS[-1]:
+        assert re.search(r"^## Where to go next", tail, re.M), f"{path.name}: no way on"
+    else:
+        following = NOTEBOOKS[NOTEBOOKS.index(path) + 1].name
+        assert f"]({following})" in tail, f"{path.name} does not end with a link to {following}"

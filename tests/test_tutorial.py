@@ -148,3 +148,63 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(tutorial, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_setup_seeds_every_generator_and_prints_one_line(capsys):
+    tutorial.setup(7)
+    # the legacy global generator is what set_random_seed seeds, and what notebooks may use
+    first = (np.random.random(), keras.ops.convert_to_numpy(keras.random.normal((2,))))  # noqa: NPY002
+    tutorial.setup(7)
+    second = (np.random.random(), keras.ops.convert_to_numpy(keras.random.normal((2,))))  # noqa: NPY002
+    assert first[0] == second[0] and np.array_equal(first[1], second[1])
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines
+        == [
+            f"Keras {keras.__version__} on {keras.backend.backend()}, "
+            f"vae_keras {vk.__version__}; seed 7"
+        ]
+        * 2
+    )
+    with pytest.raises(ValueError, match="seed"):
+        tutorial.setup(-1)
+
+
+def test_load_data_gives_unit_interval_images_and_one_line_with_the_offline_note(
+    tmp_path, monkeypatch, capsys
+):
+    from tests.test_datasets import _make_folder
+
+    _make_folder(tmp_path, "mnist", splits=("test",), n=(0, 10_000))  # the offline case
+    monkeypatch.setenv("VAE_KERAS_DATA_DIR", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning escapes: the note is in the printed line
+        (x_train, y_train), (x_test, y_test) = tutorial.load_data("mnist", n_train=10)
+    assert x_train.shape == (10, 28, 28, 1) and x_train.dtype == np.float32
+    assert 0.0 <= x_train.min() and x_test.max() <= 1.0 and len(y_train) == 10
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("MNIST: 8,000 training and 2,000 test images, of which the first 10")
+    assert "only the official test split (10,000 images)" in line
+    with pytest.raises(ValueError, match="name must be one of"):
+        tutorial.load_data("cifar10")
+    with pytest.raises(ValueError, match="n_train"):
+        tutorial.load_data("mnist", n_train=0)
+
+
+def test_import_inside_a_jupyter_kernel_keeps_tensorflows_start_up_lines_out():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, types; sys.modules['ipykernel'] = types.ModuleType('ipykernel')\n"
+        "import vae_keras\n"
+        "import keras; keras.ops.convert_to_numpy(keras.ops.ones(2) * 2)\n"
+        "import os; os.write(2, b'still open')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = "tensorflow"
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "still open", result.stderr  # fd 2 is restored, nothing else came

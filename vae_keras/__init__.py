@@ -31,17 +31,13 @@ def _start_keras_quietly():
     """
     if "ipykernel" not in _sys.modules or "keras" in _sys.modules:
         return
+    from vae_keras._quiet import quiet_stderr
+
     _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved, devnull = _os.dup(2), _os.open(_os.devnull, _os.O_WRONLY)
-    try:
-        _os.dup2(devnull, 2)
+    with quiet_stderr():
         import keras
 
         keras.ops.convert_to_numpy(keras.ops.zeros(1))  # the backend's devices start here
-    finally:
-        _os.dup2(saved, 2)
-        _os.close(saved)
-        _os.close(devnull)
 
 
 _start_keras_quietly()

@@ -8,7 +8,6 @@ code under every Keras backend.
 None of this is needed to use `vae_keras` in your own models.
 """
 
-import contextlib
 import linecache
 import logging
 import os
@@ -19,6 +18,7 @@ import warnings
 import keras
 
 from vae_keras import _validation, datasets
+from vae_keras._quiet import quiet_stderr
 
 __all__ = [
     "setup",
@@ -36,30 +36,6 @@ __all__ = [
 ]
 
 WRITE_ASSETS_VARIABLE = "VAE_KERAS_WRITE_ASSETS"
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Sends the process's standard error (file descriptor 2) to `/dev/null`, then restores it.
-
-    TensorFlow's C++ runtime writes start-up lines (oneDNN, "no CUDA driver found") straight to
-    file descriptor 2, whatever `TF_CPP_MIN_LOG_LEVEL` says, so redirecting Python's
-    `sys.stderr` does not catch them. Python-level warnings raised inside the block are lost too.
-
-    Example:
-
-    >>> import os
-    >>> with quiet_stderr():
-    ...     _ = os.write(2, b"not shown")
-    """
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _short_warning(message, category, *args, **kwargs):
