@@ -21,7 +21,8 @@ Figures:
   enters both the encoder and the decoder (notebook 04).
 - `vae_architecture.png`: the VAE's encoder, the two statistics mu and
   log sigma^2, the sampling step, the decoder, and where the two terms of the
-  loss attach (notebook 03).
+  loss attach (solid purple arrows, named in the legend; red dashed arrows mean
+  gradients, and only in reparameterization_trick.png) (notebook 03).
 - `normal_to_ring.png`: samples of a 2-D standard normal, and the same samples
   pushed through g(z) = z/10 + z/|z|, which lie on a ring (after Doersch, 2016,
   figure 2; notebook 03).
@@ -58,6 +59,7 @@ MIX_MEANS = np.array([-2.0, 2.0])
 MIX_STD = 0.6
 
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+PURPLE = "#9467bd"
 SAVE_KWARGS = {"dpi": DPI, "bbox_inches": "tight", "metadata": {"Software": None}}
 
 
@@ -478,11 +480,14 @@ def vae_architecture(path):
         height=1.0,
         fontsize=10.5,
     )
-    _arrow(ax, (xs["stats"], 0.4), (kl_center[0], kl_center[1] - 0.5), color=RED, ls="--")
-    _arrow(ax, (xs["xhat"], 0.4), (rec_center[0] + 1.6, rec_center[1] - 0.5), color=RED, ls="--")
-    ax.plot([xs["x"], xs["x"]], [0.4, 2.75], color=RED, ls="--", lw=1.6)
-    ax.plot([xs["x"], rec_center[0] - 1.0], [2.75, 2.75], color=RED, ls="--", lw=1.6)
-    _arrow(ax, (rec_center[0] - 1.0, 2.75), (rec_center[0] - 1.0, 2.35), color=RED, ls="--")
+    # The loss terms' inputs: solid purple, unlike the red dashed gradients of
+    # reparameterization_trick.png (this figure shows no gradients).
+    loss_input = {"color": PURPLE, "ls": "-", "lw": 1.6}
+    _arrow(ax, (xs["stats"], 0.4), (kl_center[0], kl_center[1] - 0.5), **loss_input)
+    _arrow(ax, (xs["xhat"], 0.4), (rec_center[0] + 1.6, rec_center[1] - 0.5), **loss_input)
+    ax.plot([xs["x"], xs["x"]], [0.4, 2.75], **loss_input)
+    ax.plot([xs["x"], rec_center[0] - 1.0], [2.75, 2.75], **loss_input)
+    _arrow(ax, (rec_center[0] - 1.0, 2.75), (rec_center[0] - 1.0, 2.35), **loss_input)
     ax.text(
         7.73,
         1.85,
@@ -490,7 +495,20 @@ def vae_architecture(path):
         ha="center",
         va="center",
         fontsize=10.5,
-        color=RED,
+    )
+    handles = [
+        plt.Line2D([], [], color="black", lw=1.6),
+        plt.Line2D([], [], **loss_input),
+    ]
+    labels = ["forward pass", "input of a loss term"]
+    ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.02),
+        ncol=2,
+        frameon=False,
+        fontsize=10.5,
     )
     ax.text(
         6.65,
