@@ -343,7 +343,7 @@ def reparameterization_trick(path):
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, **SAVE_KWARGS)
+    fig.savefig(path, **{**SAVE_KWARGS, "dpi": 80})  # notebook 02 carries it: a smaller file
     plt.close(fig)
 
 
