@@ -94,6 +94,13 @@ def _parse_beta(value, where):
     return None, _validation.number(value, "beta", where, non_negative=True)
 
 
+def _state_variable(value, dtype, name):
+    """A non-trainable variable that every replica reads and the first one writes."""
+    return keras.Variable(
+        value, dtype=dtype, trainable=False, aggregation="only_first_replica", name=name
+    )
+
+
 def host_array(x):
     """NumPy arrays and Python lists: data on the host that public methods check."""
     return isinstance(x, (np.ndarray, list))
@@ -161,20 +168,9 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self._latent_dim = _submodels.functional_latent_dim(encoder, decoder)
         self.sampler = Sampling(seed=seed, name="sampling")  # its seed generator draws eps
         # State the compiled step reads, so that changing it needs no retracing.
-        self.training_steps = keras.Variable(
-            0,
-            dtype="int32",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="training_steps",
-        )
-        self._beta_variable = keras.Variable(
-            0.0 if beta_number is None else beta_number,
-            dtype="float32",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="beta",
-        )
+        self.training_steps = _state_variable(0, "int32", "training_steps")
+        beta_value = 0.0 if beta_number is None else beta_number
+        self._beta_variable = _state_variable(beta_value, "float32", "beta")
         self._beta_schedule = beta_schedule
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -220,14 +216,14 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         """
         if self._beta_schedule is not None:
             return self._beta_schedule
-        return float(ops.convert_to_numpy(self._read_state(self._beta_variable)))
+        return float(ops.convert_to_numpy(self._synced(self._beta_variable).value))
 
     @beta.setter
     def beta(self, value):
         schedule, number = _parse_beta(value, type(self).__name__)
         self._check_importance_settings(schedule, number, self._free_bits)
         if schedule is None:
-            self._assign_state(self._beta_variable, number)
+            self._synced(self._beta_variable).assign(number)
         if schedule is not None or self._beta_schedule is not None:
             self._beta_schedule = schedule
             self._rebuild_step_functions()
@@ -326,18 +322,15 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             return ops.convert_to_tensor(self._beta_variable)
         return ops.cast(self._beta_schedule(self.training_steps), "float32")
 
-    def _read_state(self, variable):
-        """The variable's value, also while JAX's `fit` holds the state outside the model."""
-        if keras.backend.backend() == "jax" and getattr(self, "_jax_state", None):
-            self.jax_state_sync()
-        return variable.value
+    def _synced(self, variable):
+        """`variable`, once the state that JAX's `fit` holds outside the model is synced back.
 
-    def _assign_state(self, variable, value):
+        So that reading it gives the current value, and assigning it is what the
+        next step reads.
+        """
         if keras.backend.backend() == "jax" and getattr(self, "_jax_state", None):
-            # JAX's fit keeps the state outside the model between syncs: sync, so
-            # the assignment below is what the next step reads.
             self.jax_state_sync()
-        variable.assign(value)
+        return variable
 
     def _rebuild_step_functions(self):
         """Re-traces the compiled train/test steps that captured Python-level settings."""

@@ -49,24 +49,24 @@ def backend_is(name):
 def check_distribution_support(where):
     """Refuses Keras' distribution API on the backends whose trainers ignore it."""
     distribution = keras.distribution.distribution()
-    if distribution is None or backend_is("jax"):
+    backend = keras.backend.backend()
+    if distribution is None or backend == "jax":
         return
-    received = f"received distribution={type(distribution).__name__}"
-    if backend_is("tensorflow"):
-        raise ValueError(
-            f"{where}: Keras' distribution API "
-            "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
+    if backend == "tensorflow":
+        effect = (
             "the TensorFlow trainer ignores it, so this model would train on one device. "
             "On TensorFlow, build and compile the model inside "
-            f"tf.distribute.MirroredStrategy().scope(); {received}"
+            "tf.distribute.MirroredStrategy().scope()"
+        )
+    else:
+        effect = (
+            f"the {_BACKEND_NAMES.get(backend, backend)} backend has no support for it, so "
+            "this model would not be trained in parallel. Use KERAS_BACKEND=jax with "
+            "DataParallel, or KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy"
         )
     raise ValueError(
-        f"{where}: Keras' distribution API "
-        "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
-        f"the {_BACKEND_NAMES.get(keras.backend.backend(), keras.backend.backend())} backend "
-        "has no support for it, so this model would "
-        "not be trained in parallel. Use KERAS_BACKEND=jax with DataParallel, or "
-        f"KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy; {received}"
+        f"{where}: Keras' distribution API (keras.distribution.DataParallel, ModelParallel) "
+        f"runs on the JAX backend; {effect}; received distribution={type(distribution).__name__}"
     )
 
 
@@ -102,7 +102,7 @@ def resolve_jit_compile(requested, model, run_eagerly):
     return True
 
 
-def check_compile_arguments(where, arguments):
+def check_compile_arguments(where, **arguments):
     """Refuses `loss`, `metrics`, `weighted_metrics` and `loss_weights` with a clear message."""
     for key in REFUSED_COMPILE_ARGUMENTS:
         value = arguments.get(key)
@@ -163,12 +163,10 @@ class CompilePolicy:
         name = type(self).__name__
         check_compile_arguments(
             name,
-            {
-                "loss": loss,
-                "metrics": metrics,
-                "weighted_metrics": weighted_metrics,
-                "loss_weights": loss_weights,
-            },
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            loss_weights=loss_weights,
         )
         check_distribution_support(name)
         self._requested_execution = (steps_per_execution, jit_compile)

@@ -12,7 +12,7 @@ gets the same message on every path and on every backend:
   JAX and PyTorch backends, which read datasets through TensorFlow), a Python
   generator, a `keras.utils.PyDataset` or a PyTorch `DataLoader` in Python. The
   first bad batch stops training with the message an array would have given;
-  `reraise` turns the stream's error back into that `ValueError`.
+  `last_error` keeps the stream's error, which the entry points raise again.
 
 `InputChecks` holds only plain values (no model), so it pickles into the worker
 processes of a `PyDataset` with `use_multiprocessing=True`.
@@ -46,22 +46,6 @@ def is_array(x):
     return isinstance(x, np.ndarray) or (
         hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
     )
-
-
-def is_tf_dataset(x):
-    if "tensorflow" not in sys.modules:
-        return False
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset)
-
-
-def is_torch_dataloader(x):
-    if "torch" not in sys.modules:
-        return False
-    import torch
-
-    return isinstance(x, torch.utils.data.DataLoader)
 
 
 def one_hot(labels, num_classes, dtype):
@@ -142,27 +126,16 @@ class InputChecks:
         self.likelihood = likelihood
         self.image_shape = image_shape
         self.num_classes = num_classes
-        self._conditional = bool(conditional) or num_classes is not None
+        self.conditional = bool(conditional) or num_classes is not None
+        self.labelled = num_classes is not None  # a CVAE conditioned on class labels
+        self.what = "labels" if self.labelled or not self.conditional else "conditions"
         self.condition_shape = condition_shape
-        self.last_error = None
-
-    @property
-    def conditional(self):
-        return self._conditional
-
-    @property
-    def labelled(self):
-        """A CVAE conditioned on class labels (`num_classes` set)."""
-        return self.num_classes is not None
-
-    @property
-    def _what(self):
-        return "labels" if self.labelled or not self.conditional else "conditions"
+        self.last_error = None  # the last failed check of a stream's batch
 
     # ------------------------------------------------------------ messages
     def no_targets_message(self):
         if self.conditional:
-            what = self._what
+            what = self.what
             return (
                 f"CVAE trains on its inputs [images, {what}] alone and takes no targets; call "
                 f"fit([x, {'y' if self.labelled else 'c'}]) without a second argument, and let "
@@ -276,7 +249,7 @@ class InputChecks:
         """`(images, labels)` of the model's inputs (labels None for a VAE), structure checked."""
         if not self.conditional:
             return x, None
-        what = self._what
+        what = self.what
         if role == "decode inputs":
             pair = f"[z, {what}]"
         else:
@@ -378,24 +351,20 @@ class InputChecks:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
         if y is not None and not targets_allowed:
             raise ValueError(self.no_targets_message())
-        images, labels = self.split(x)
-        self.check_images(images)
-        if labels is not None:
-            self.check_condition(labels, n=np.shape(images)[0])
-        mask = self.mask_of(x)
-        if mask is not None:
-            self.check_mask(mask, images)
+        self.check_inputs(x)
 
     # --------------------------------------------------------------- streams
     def wrap(self, x, targets_allowed=False):
         """Returns `x` with every batch checked as it is read; arrays are returned as they are."""
-        if is_tf_dataset(x):
+        # TensorFlow and PyTorch are not imported here: data of theirs means they are loaded.
+        tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")
+        if tf is not None and isinstance(x, tf.data.Dataset):
             return self._wrap_tf_dataset(x, targets_allowed)
         if inspect.isgenerator(x):
             return self._checked_batches(x, targets_allowed)
         if isinstance(x, keras.utils.PyDataset):
             return _CheckedPyDataset(x, self, targets_allowed)
-        if is_torch_dataloader(x):
+        if torch is not None and isinstance(x, torch.utils.data.DataLoader):
             return _checked_dataloader(x, self, targets_allowed)
         return x
 
@@ -411,10 +380,6 @@ class InputChecks:
             # Keep it: TensorFlow may wrap it into an error of its own on the way out.
             self.last_error = error
             raise
-
-    def reraise(self, error):
-        """The `ValueError` a stream check raised, if `error` came from one, else None."""
-        return self.last_error
 
     def _wrap_tf_dataset(self, dataset, targets_allowed):
         import tensorflow as tf
@@ -434,15 +399,14 @@ class InputChecks:
                     raise ValueError(self._condition_shape_mismatch(label_shape[1:]))
             elif len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
                 raise ValueError(self._one_hot_width(label_shape[-1]))
-        structure = spec
 
         def check_arrays(*arrays):  # the eager checks, on the batch's NumPy arrays
-            batch = tf.nest.pack_sequence_as(structure, list(arrays))
+            batch = tf.nest.pack_sequence_as(spec, list(arrays))
             self._check_recording(batch, targets_allowed)
             return np.bool_(True)
 
         def check(*element):  # tf.data unpacks a tuple element into arguments
-            batch = element if isinstance(structure, tuple) else element[0]
+            batch = element if isinstance(spec, tuple) else element[0]
             checked = tf.numpy_function(check_arrays, tf.nest.flatten(batch), tf.bool)
             with tf.control_dependencies([checked]):
                 return tf.nest.map_structure(tf.identity, batch)
@@ -512,7 +476,7 @@ class CheckedEntryPoints:
         except Exception as error:
             if keras.backend.backend() == "jax":
                 self.jax_state_sync()
-            replacement = checks.reraise(error)
+            replacement = checks.last_error  # TensorFlow may have wrapped it
             if replacement is None or replacement is error:
                 raise
             raise replacement from error
@@ -531,7 +495,8 @@ class CheckedEntryPoints:
             return None
         return np.zeros((np.shape(images)[0], 0), "float32")
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def _checked_run(self, run, x, y, args, kwargs):
+        """`run(x, y, ...)`, Keras' `fit` or `evaluate`, on checked (or wrapped) data."""
         checks = self.input_checks()
         checks.check_data(x, y)
         y = self._weight_carrier(x, kwargs.get("sample_weight"))
@@ -539,14 +504,13 @@ class CheckedEntryPoints:
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
         with self._stream_errors(checks):
-            return super().fit(x, y, *args, **kwargs)
+            return run(x, y, *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        return self._checked_run(super().fit, x, y, args, kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        checks = self.input_checks()
-        checks.check_data(x, y)
-        y = self._weight_carrier(x, kwargs.get("sample_weight"))
-        with self._stream_errors(checks):
-            return super().evaluate(checks.wrap(x), y, *args, **kwargs)
+        return self._checked_run(super().evaluate, x, y, args, kwargs)
 
     def predict(self, x, *args, **kwargs):
         checks = self.input_checks()

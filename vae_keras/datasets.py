@@ -26,7 +26,6 @@ Salakhutdinov, 2016, trained on MNIST).
 
 import gzip
 import os
-import random
 import warnings
 
 import keras
@@ -182,25 +181,17 @@ def _load(name, keras_name, extra_folders=(), return_info=False):
         folder = installed[0] if installed else None
     if folder is not None:
         data, description = _load_folder(folder, name)
-        source = "idx"
     else:
         data, description = _load_keras(name, keras_name)
-        source = "keras"
-    if return_info:
-        (x_train, _), (x_test, _) = data
-        info = {
-            "source": source,
-            "description": description,
-            "n_train": int(x_train.shape[0]),
-            "n_test": int(x_test.shape[0]),
-        }
-        return data, info
-    return data
+    if not return_info:
+        return data
+    (x_train, _), (x_test, _) = data
+    source = "keras" if folder is None else "idx"
+    sizes = {"n_train": int(x_train.shape[0]), "n_test": int(x_test.shape[0])}
+    return data, {"source": source, "description": description, **sizes}
 
 
 def _load_keras(name, keras_name):
-    import keras
-
     try:
         data = getattr(keras.datasets, keras_name).load_data()
     except Exception as error:  # no network, a broken cache, ...
@@ -284,12 +275,9 @@ def _unit_interval_images(images, where):
     return array
 
 
-def _seed_or_draw(seed, where):
-    if seed is None:
-        # As keras.random.SeedGenerator(None) does: from Python's `random`, which
-        # keras.utils.set_random_seed fixes. NumPy's global state is not used.
-        return random.randint(1, 10**9)
-    return _validation.seed(seed, where)
+def _draw(rng, grey):
+    """One Bernoulli draw per pixel, with the grey level as the probability of a 1."""
+    return (rng.random(grey.shape, dtype="float32") < grey).astype("float32")
 
 
 def binarize(images, seed=None):
@@ -319,8 +307,7 @@ def binarize(images, seed=None):
     [[0.0, 1.0, 0.0, 1.0]]
     """
     images = _unit_interval_images(images, "binarize")
-    rng = np.random.default_rng(_seed_or_draw(seed, "binarize"))
-    return (rng.random(images.shape, dtype="float32") < images).astype("float32")
+    return _draw(np.random.default_rng(_validation.seed_or_draw(seed, "binarize")), images)
 
 
 class DynamicBinarization(keras.utils.PyDataset):
@@ -389,7 +376,7 @@ class DynamicBinarization(keras.utils.PyDataset):
         self.conditions = conditions
         self.batch_size = _validation.positive_int(batch_size, "batch_size", where)
         self.shuffle = bool(shuffle)
-        self.seed = _seed_or_draw(seed, where)
+        self.seed = _validation.seed_or_draw(seed, where)
         self.epoch = 0
 
     def __len__(self):
@@ -406,8 +393,7 @@ class DynamicBinarization(keras.utils.PyDataset):
             raise IndexError(f"DynamicBinarization: batch {index} of {len(self)}")
         chosen = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
         grey = self.images[chosen]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        binary = (rng.random(grey.shape, dtype="float32") < grey).astype("float32")
+        binary = _draw(np.random.default_rng([self.seed, self.epoch, index]), grey)
         if self.conditions is None:
             return (binary,)
         return ((binary, self.conditions[chosen]),)

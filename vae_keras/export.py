@@ -36,19 +36,6 @@ from vae_keras.models import CVAE, VAE
 __all__ = ["export_serving"]
 
 
-def _tf():
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
-            "Save the model with model.save('model.keras'), load it in a process started with "
-            "KERAS_BACKEND=tensorflow and export it there; received "
-            f"backend={keras.backend.backend()!r}"
-        )
-    import tensorflow as tf
-
-    return tf
-
-
 def export_serving(model, filepath):
     """Writes `encode`, `decode` and `generate` endpoints of a model as one SavedModel.
 
@@ -78,7 +65,15 @@ def export_serving(model, filepath):
     ...     print((3, 28, 28, 1))
     (3, 28, 28, 1)
     """
-    tf = _tf()
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
+            "Save the model with model.save('model.keras'), load it in a process started with "
+            "KERAS_BACKEND=tensorflow and export it there; received "
+            f"backend={keras.backend.backend()!r}"
+        )
+    import tensorflow as tf
+
     if not isinstance(model, (VAE, CVAE)):
         raise TypeError(
             "export_serving: model must be a vk.VAE or vk.CVAE; received model of type "

@@ -25,6 +25,10 @@ def _reconstruct(model, x):
     return tuple(ops.convert_to_numpy(t) for t in (z_mean, z_log_var, decoded))
 
 
+def _variable_groups(model):
+    return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
+
+
 # ------------------------------------------------------------------- NaN guard
 class _Snapshot:
     """Copies of the model's variables and optimizer state at one training step."""
@@ -37,17 +41,10 @@ class _Snapshot:
             and not getattr(model, "_jax_state_synced", True)
         ):
             # JAX's fit keeps the current values outside the variables between syncs.
-            groups = (
-                state["trainable_variables"],
-                state["non_trainable_variables"],
-                state["optimizer_variables"],
-            )
+            kinds = ("trainable_variables", "non_trainable_variables", "optimizer_variables")
+            groups = [state[kind] for kind in kinds]
         else:
-            groups = (
-                model.trainable_variables,
-                model.non_trainable_variables,
-                model.optimizer.variables,
-            )
+            groups = _variable_groups(model)
         self.values = tuple(
             [np.array(ops.convert_to_numpy(value), copy=True) for value in group]
             for group in groups
@@ -65,23 +62,12 @@ class _Snapshot:
     def restore(self, model):
         if keras.backend.backend() == "jax":
             model.jax_state_sync()
-        groups = (
-            model.trainable_variables,
-            model.non_trainable_variables,
-            model.optimizer.variables,
-        )
-        for variables, values in zip(groups, self.values):
+        for variables, values in zip(_variable_groups(model), self.values):
             for variable, value in zip(variables, values):
                 variable.assign(value)
 
 
 _TERMS = ("reconstruction_loss", "kl_loss", "loss")
-
-
-def _largest(array):
-    array = np.asarray(array, dtype="float64")
-    finite = array[np.isfinite(array)]
-    return float(np.max(np.abs(finite))) if finite.size else float("nan")
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -266,7 +252,11 @@ class NaNGuard(keras.callbacks.Callback):
                         return _finding(name, updates, previous, learning_rate)
                 if not np.all(np.isfinite(reconstruction)):
                     return _finding("reconstruction", updates, previous, learning_rate)
-                current = {"z_mean": _largest(z_mean), "z_log_var": float(np.max(z_log_var))}
+                # z_mean and z_log_var are finite here
+                current = {
+                    "z_mean": float(np.max(np.abs(z_mean))),
+                    "z_log_var": float(np.max(z_log_var)),
+                }
                 if current["z_log_var"] > _FLOAT32_EXP_LIMIT:
                     return _finding(
                         "z_log_var_overflow", updates, previous, learning_rate, value=current
