@@ -78,9 +78,6 @@ class _CurrentValue(keras.metrics.Metric):
     def result(self):
         return ops.convert_to_tensor(self.value)
 
-    def reset_state(self):
-        self.value.assign(ops.zeros((), self.dtype))
-
 
 def _parse_beta(value, where):
     """Returns `(schedule, number)`: exactly one of them is not None."""
@@ -480,8 +477,8 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         `vae_keras.evaluation` and the callbacks.
         """
         checks = self.input_checks()
-        checks.check_inputs(x)
         images, condition = checks.split(x)
+        checks.check_images(images)  # the condition and the mask are checked below
         if not hasattr(images, "shape") or not hasattr(images, "dtype"):
             raise ValueError(
                 f"{where}: expected images as a NumPy-like array (datasets and generators are not "

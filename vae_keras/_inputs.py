@@ -181,40 +181,32 @@ class InputChecks:
                     "images by 255)"
                 )
 
-    def check_labels(self, labels, n=None):
-        """Checks class ids or one-hot labels; returns them as a float32 one-hot array."""
+    def check_labels(self, labels):
+        """Checks class ids or one-hot labels; returns them as a float32 one-hot array.
+
+        Labels of another rank are refused by `one_hot`.
+        """
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1 and self.num_classes != 1:
             labels = labels[:, 0]
-        if labels.ndim == 1:
-            if labels.dtype.kind not in "iub" and labels.size:
-                if labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0)):
-                    raise ValueError(
-                        "CVAE: integer labels must be whole numbers; received labels of "
-                        f"dtype {labels.dtype}"
-                    )
-            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+        if labels.ndim == 1 and labels.size:
+            if labels.dtype.kind not in "iub" and (
+                labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0))
+            ):
+                raise ValueError(
+                    f"CVAE: integer labels must be whole numbers; received labels of dtype {labels.dtype}"
+                )
+            if labels.min() < 0 or labels.max() >= self.num_classes:
                 raise ValueError(
                     "CVAE: labels out of range: expected class ids in "
                     f"[0, {self.num_classes - 1}], received values from {labels.min()} to "
                     f"{labels.max()}"
                 )
-        elif labels.ndim == 2:
-            if labels.shape[1] != self.num_classes:
-                raise ValueError(self._one_hot_width(labels.shape[1]))
-        else:
-            raise ValueError(
-                f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
-                f"(n, {self.num_classes}); received shape {labels.shape}"
-            )
-        one_hot_labels = ops.convert_to_numpy(one_hot(labels, self.num_classes, "float32"))
-        if n is not None and one_hot_labels.shape[0] != n:
-            raise ValueError(
-                f"CVAE: {one_hot_labels.shape[0]} labels for {n} images; give one label per image"
-            )
-        return one_hot_labels
+        if labels.ndim == 2 and labels.shape[1] != self.num_classes:
+            raise ValueError(self._one_hot_width(labels.shape[1]))
+        return ops.convert_to_numpy(one_hot(labels, self.num_classes, "float32"))
 
-    def check_conditions(self, conditions, n=None):
+    def check_conditions(self, conditions):
         """Checks conditions of any shape (`num_classes=None`); returns them as float32 NumPy."""
         conditions = np.asarray(conditions)
         if conditions.ndim < 1:
@@ -226,11 +218,6 @@ class InputChecks:
         conditions = conditions.astype("float32")
         if conditions.size and not np.isfinite(conditions).all():
             raise ValueError(self._not_finite("conditions"))
-        if n is not None and conditions.shape[0] != n:
-            raise ValueError(
-                f"CVAE: {conditions.shape[0]} conditions for {n} images; give one condition "
-                "per image"
-            )
         return conditions
 
     def _condition_shape_mismatch(self, shape):
@@ -240,29 +227,28 @@ class InputChecks:
         )
 
     def check_condition(self, condition, n=None):
-        """Labels (one-hot, float32) or general conditions (float32), checked."""
-        if self.labelled:
-            return self.check_labels(condition, n=n)
-        return self.check_conditions(condition, n=n)
+        """Labels (one-hot, float32) or general conditions (float32), checked; `n` of them."""
+        checked = (
+            self.check_labels(condition) if self.labelled else self.check_conditions(condition)
+        )
+        if n is not None and checked.shape[0] != n:
+            what = "label" if self.labelled else "condition"
+            raise ValueError(
+                f"CVAE: {checked.shape[0]} {what}s for {n} images; give one {what} per image"
+            )
+        return checked
 
     def split(self, x, role="inputs"):
         """`(images, labels)` of the model's inputs (labels None for a VAE), structure checked."""
         if not self.conditional:
             return x, None
         what = self.what
-        if role == "decode inputs":
-            pair = f"[z, {what}]"
-        else:
-            pair = f"[images, {what}]"
+        pair = f"[{'z' if role == 'decode inputs' else 'images'}, {what}]"
         if not isinstance(x, (list, tuple)):
-            if is_array(x):
-                raise ValueError(
-                    f"CVAE: {role} must be a list {pair} (a dataset must yield "
-                    f"((images, {what}),)); received a single array"
-                )
+            received = "a single array" if is_array(x) else type(x).__name__
             raise ValueError(
-                f"CVAE: inputs must be a list [images, {what}] (a dataset must yield "
-                f"((images, {what}),)); received {type(x).__name__}"
+                f"CVAE: {role} must be a list {pair} (a dataset must yield "
+                f"((images, {what}),)); received {received}"
             )
         if len(x) == 3 and role != "decode inputs":
             return x[0], x[1]  # the third item is a mask: see `mask_of`
@@ -335,11 +321,8 @@ class InputChecks:
             if is_array(validation_data):
                 self.check_inputs(validation_data, role="validation_data")
             return self.wrap(validation_data)
-        if (
-            self.conditional
-            and len(validation_data) == 2
-            and all(is_array(part) for part in validation_data)
-        ):
+        pair = len(validation_data) == 2 and all(map(is_array, validation_data))
+        if self.conditional and pair:
             # A CVAE never takes targets, so [x_val, y_val] can only mean its two inputs.
             validation_data = (list(validation_data),)
         x_val, y_val, _ = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))

@@ -146,13 +146,9 @@ def check_functional_shapes(where, encoder, decoder):
 
 def functional_latent_dim(encoder, decoder):
     """The latent width that functional sub-models declare, or None."""
-    outputs = getattr(encoder, "outputs", None)
-    if outputs:
-        return static_shape(outputs[0])[-1]
-    decoder_inputs = getattr(decoder, "inputs", None)
-    if decoder_inputs:
-        return static_shape(decoder_inputs[0])[-1]
-    return None
+    # the encoder's z_mean, or the decoder's z
+    tensors = getattr(encoder, "outputs", None) or getattr(decoder, "inputs", None)
+    return static_shape(tensors[0])[-1] if tensors else None
 
 
 def functional_input_shape(encoder):

@@ -382,16 +382,13 @@ class DynamicBinarization(keras.utils.PyDataset):
     def __len__(self):
         return -(-self.images.shape[0] // self.batch_size)
 
-    def _order(self):
-        n = self.images.shape[0]
-        if not self.shuffle:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
-
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"DynamicBinarization: batch {index} of {len(self)}")
-        chosen = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
+        n = self.images.shape[0]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
         grey = self.images[chosen]
         binary = _draw(np.random.default_rng([self.seed, self.epoch, index]), grey)
         if self.conditions is None:

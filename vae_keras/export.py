@@ -94,8 +94,10 @@ def export_serving(model, filepath):
     images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
 
-    def posterior(outputs):
-        z_mean, z_log_var = outputs
+    def encode(images, condition=None):
+        z_mean, z_log_var = encoder(
+            images if condition is None else [images, condition], training=False
+        )
         return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
 
     def generate(n, seed, condition=None):
@@ -128,7 +130,7 @@ def export_serving(model, filepath):
 
         archive.add_endpoint(
             "encode",
-            lambda images, c: posterior(encoder([images, network_input(c)], training=False)),
+            lambda images, c: encode(images, network_input(c)),
             input_signature=[images_spec, spec],
         )
         archive.add_endpoint(
@@ -140,11 +142,7 @@ def export_serving(model, filepath):
             input_signature=[spec, seed_spec],
         )
     else:
-        archive.add_endpoint(
-            "encode",
-            lambda images: posterior(encoder(images, training=False)),
-            input_signature=[images_spec],
-        )
+        archive.add_endpoint("encode", encode, input_signature=[images_spec])
         archive.add_endpoint("decode", decode, input_signature=[z_spec])
         archive.add_endpoint(
             "generate", generate, input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec]

@@ -220,11 +220,8 @@ class NaNGuard(keras.callbacks.Callback):
             f"The weights and optimizer state of step {self.restored_step}, the last "
             "finite ones, are restored."
         ]
-        learning_rate = _learning_rate(model)
-        beta = _beta(model)
-        settings = f"learning rate {learning_rate:.3g}"
-        if beta is not None:
-            settings += f", beta {beta:.3g}"
+        beta = float(ops.convert_to_numpy(model.current_beta()))
+        settings = f"learning rate {_learning_rate(model):.3g}, beta {beta:.3g}"
         if self.x is None:
             lines.append(
                 f"Settings: {settings}. Give NaNGuard(x=...) a batch of training images to "
@@ -298,10 +295,6 @@ def _learning_rate(model):
         return float(ops.convert_to_numpy(model.optimizer.learning_rate))
     except (AttributeError, TypeError, ValueError):
         return float("nan")
-
-
-def _beta(model):
-    return float(ops.convert_to_numpy(model.current_beta()))
 
 
 def _finding(name, updates, before, learning_rate, logs=None, value=None, now=False):
