@@ -331,12 +331,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
 
     def _rebuild_step_functions(self):
         """Re-traces the compiled train/test steps that captured Python-level settings."""
-        for attribute, make in (
-            ("train_function", "make_train_function"),
-            ("test_function", "make_test_function"),
-        ):
-            if getattr(self, attribute, None) is not None:
-                getattr(self, make)(force=True)
+        if getattr(self, "train_function", None) is not None:
+            self.make_train_function(force=True)
+        if getattr(self, "test_function", None) is not None:
+            self.make_test_function(force=True)
 
     # ------------------------------------------------------------ training
     def train_step(self, *args, **kwargs):
@@ -367,15 +365,9 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if not (isinstance(y_pred, dict) and "z_mean" in y_pred):
             outputs = self._forward(images, condition, training=training)
         beta = self.current_beta()
+        settings = (beta, self._free_bits, self._importance_samples)
         total, reconstruction_loss, kl_loss = objective.negative_elbo(
-            self._likelihood,
-            images,
-            outputs,
-            mask,
-            sample_weight,
-            beta,
-            self._free_bits,
-            self._importance_samples,
+            self._likelihood, images, outputs, mask, sample_weight, *settings
         )
         if training:
             self.training_steps.assign_add(1)
@@ -429,12 +421,8 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         reconstruction = self.decoder(
             z if condition is None else [z, condition_k], training=training
         )
-        outputs = {
-            "reconstruction": reconstruction,
-            "z_mean": z_mean,
-            "z_log_var": z_log_var,
-            "epsilon": epsilon,
-        }
+        outputs = dict(reconstruction=reconstruction, z_mean=z_mean, z_log_var=z_log_var)
+        outputs["epsilon"] = epsilon
         prior = self.prior_at(condition, training=training)
         if prior:
             outputs.update(prior_mean=prior[0], prior_log_var=prior[1])
@@ -454,18 +442,15 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     # ------------------------------------------------------ public helpers
     def input_checks(self):
         """The `_inputs.InputChecks` of this model: what `fit` checks its data with."""
-        encoder_inputs = getattr(self.encoder, "inputs", None)
+        # per example, the shapes of the images (and condition) where the encoder declares them
+        shapes = [tuple(tensor.shape[1:]) for tensor in getattr(self.encoder, "inputs", None) or ()]
         return InputChecks(
             type(self).__name__,
             self.likelihood,
-            tuple(encoder_inputs[0].shape[1:]) if encoder_inputs else None,
+            shapes[0] if shapes else None,
             getattr(self, "num_classes", None),
             conditional=self.conditional,
-            condition_shape=(
-                tuple(encoder_inputs[1].shape[1:])
-                if encoder_inputs and len(encoder_inputs) == 2
-                else None
-            ),
+            condition_shape=shapes[1] if len(shapes) == 2 else None,
         )
 
     def checked_arrays(self, x, where):

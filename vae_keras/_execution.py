@@ -86,26 +86,28 @@ def resolve_jit_compile(requested, model, run_eagerly):
         return "auto"
     import tensorflow as tf
 
-    if tf.distribute.has_strategy() or any(
-        device.device_type != "CPU" for device in tf.config.list_physical_devices()
-    ):
-        return "auto"
     try:
         from tensorflow.python.framework.config import is_op_determinism_enabled
     except ImportError:  # pragma: no cover - moved in some TensorFlow version
         return "auto"
-    if is_op_determinism_enabled():
+    devices = tf.config.list_physical_devices()
+    if tf.distribute.has_strategy() or any(device.device_type != "CPU" for device in devices):
         return "auto"
-    for layer in model._flatten_layers():
-        if isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True):
-            return "auto"
+    layers = model._flatten_layers()
+    if is_op_determinism_enabled() or any(
+        isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True)
+        for layer in layers
+    ):
+        return "auto"
     return True
 
 
-def check_compile_arguments(where, **arguments):
-    """Refuses `loss`, `metrics`, `weighted_metrics` and `loss_weights` with a clear message."""
-    for key in REFUSED_COMPILE_ARGUMENTS:
-        value = arguments.get(key)
+def check_compile_arguments(where, *values):
+    """Refuses `loss`, `metrics`, `weighted_metrics` and `loss_weights` with a clear message.
+
+    `values` are the four arguments, in that order.
+    """
+    for key, value in zip(REFUSED_COMPILE_ARGUMENTS, values):
         if value is None or (key != "loss" and not value):
             continue
         if key == "loss":
@@ -161,13 +163,7 @@ class CompilePolicy:
         for the backend that loads the model. Pass explicit values to override.
         """
         name = type(self).__name__
-        check_compile_arguments(
-            name,
-            loss=loss,
-            metrics=metrics,
-            weighted_metrics=weighted_metrics,
-            loss_weights=loss_weights,
-        )
+        check_compile_arguments(name, loss, metrics, weighted_metrics, loss_weights)
         check_distribution_support(name)
         self._requested_execution = (steps_per_execution, jit_compile)
         super().compile(

@@ -72,8 +72,7 @@ def _posterior_and_prior(model, images, condition, batch_size):
         posterior = model.encode(chunk if cond is None else [chunk, cond])
         parts.append(_numpy(posterior) + _numpy(model.prior_at(cond)))
     if not parts:
-        d = model.latent_dim
-        return (np.zeros((0, d), "float32"),) * 2, ()
+        return (np.zeros((0, model.latent_dim), "float32"),) * 2, ()
     columns = [np.concatenate(column) for column in zip(*parts)]
     return tuple(columns[:2]), tuple(columns[2:])
 
@@ -156,9 +155,8 @@ def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=Non
     Returns:
         A float64 NumPy array of shape `(n, num_samples)`.
     """
-    where = "log_importance_weights"
     return _log_weights_reduced(
-        model, x, num_samples, batch_size, seed, posterior, where, reduce=False
+        model, x, num_samples, batch_size, seed, posterior, "log_importance_weights", reduce=False
     )
 
 
@@ -352,14 +350,11 @@ class _PerExamplePosterior(keras.Model):
         # model's own: only the per-example parameters below are trained.
         object.__setattr__(self, "_vae", vae)
         self._num_samples = num_samples
-        self.z_mean = self.add_weight(
-            shape=z_mean.shape, initializer=keras.initializers.Constant(z_mean), name="z_mean"
-        )
-        self.z_log_var = self.add_weight(
-            shape=z_log_var.shape,
-            initializer=keras.initializers.Constant(z_log_var),
-            name="z_log_var",
-        )
+        for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
+            initializer = keras.initializers.Constant(value)
+            setattr(
+                self, name, self.add_weight(shape=value.shape, initializer=initializer, name=name)
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):

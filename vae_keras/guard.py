@@ -318,18 +318,19 @@ def _finding(name, updates, before, learning_rate, logs=None, value=None, now=Fa
         )
     exploding = largest_log_var is not None and largest_log_var > 0.5 * _FLOAT32_EXP_LIMIT
     where = f"after {updates} replay update{'s' if updates != 1 else ''}"
+    exploding_log_var = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
     if name in ("z_mean", "z_log_var"):
         text = f"the encoder's output {name} became non-finite first, {where}.{context}"
         cause = f"the encoder's weights diverged; {lower}"
         if name == "z_log_var" and exploding:
-            cause = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
+            cause = exploding_log_var
     elif name == "z_log_var_overflow":
         name = "z_log_var"
         text = (
             f"z_log_var reached {value['z_log_var']:.3g} {where}, past {_FLOAT32_EXP_LIMIT:.1f} "
             f"where exp(z_log_var) overflows float32.{context}"
         )
-        cause = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
+        cause = exploding_log_var
     elif name == "reconstruction":
         text = f"the decoder's output became non-finite first, {where}.{context}"
         cause = f"the decoder's weights diverged; {lower}"

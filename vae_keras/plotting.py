@@ -21,6 +21,11 @@ __all__ = [
     "plot_latent_manifold",
     "plot_history",
     "save_figure",
+    # evaluating a trained VAE
+    "plot_log_likelihood_vs_k",
+    "plot_kl_per_dimension",
+    "plot_rate_distortion",
+    "plot_latent_traversal",
 ]
 
 
@@ -111,8 +116,7 @@ def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, a
         )
     fig, ax = _figure(ax, (6, 5.5))
     scatter_by_label(ax, z, labels, class_names, s=s, alpha=alpha)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
     # Outside the axes, on the right: a legend inside would hide some of the points.
     ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _titled(fig, ax, title)
@@ -185,8 +189,7 @@ def plot_latent_manifold(
     labels = [f"{v:.2f}" if v in ends else f"{v:g}" for v in tick_values]
     ax.set_xticks(positions, labels)
     ax.set_yticks(positions, labels)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
     return _titled(fig, ax, title)
 
 
@@ -238,9 +241,8 @@ def plot_history(
         name = _METRIC_TITLES.get(key, key.replace("_", " "))
         if key == "loss" and not any(b != 1 for b in logs.get("beta", [1])):
             name = "loss (reconstruction + KL)"  # no beta in a title where beta was always 1
-        ax.set_title(name)
-        ax.set_xlabel("epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})")
-        ax.set_ylabel("" if key == "beta" else "nats per image")
+        xlabel = "epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})"
+        ax.set(title=name, xlabel=xlabel, ylabel="" if key == "beta" else "nats per image")
         ax.legend()
     if title:
         fig.suptitle(title)
@@ -257,12 +259,6 @@ def save_figure(fig, name, directory="images", dpi=110):
 
 
 # ------------------------------------------------- evaluating a trained VAE
-__all__ += [
-    "plot_log_likelihood_vs_k",
-    "plot_kl_per_dimension",
-    "plot_rate_distortion",
-    "plot_latent_traversal",
-]
 
 
 def plot_log_likelihood_vs_k(
@@ -301,8 +297,7 @@ def plot_log_likelihood_vs_k(
     if elbo is not None:
         elbo_label = None if label is None else f"{label}: ELBO"
         ax.axhline(float(elbo), ls="--", lw=1, color=line[0].get_color(), label=elbo_label)
-    ax.set_xscale("log")
-    ax.set_xlabel("K, importance samples per image")
+    ax.set(xscale="log", xlabel="K, importance samples per image")
     ax.set_ylabel("$\\mathcal{L}_K$ (nats per image)")
     if label is not None:
         ax.legend(fontsize=8)
@@ -335,8 +330,7 @@ def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
         positions = np.arange(values.size) + (i - (len(series) - 1) / 2) * bar
         ax.bar(positions, values, width=bar, label=name)
     ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)] if not sort else [])
-    ax.set_xlabel("latent dimension, by KL" if sort else "latent dimension")
-    ax.set_ylabel("KL (nats)")
+    ax.set(xlabel="latent dimension, by KL" if sort else "latent dimension", ylabel="KL (nats)")
     if len(series) > 1 or None not in series:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the bars
     return _titled(fig, ax, title)
@@ -383,8 +377,7 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     low, high = distortions.min(), distortions.max()
     pad = 0.08 * max(high - low, 1.0)
     ax.set_ylim(low - pad, high + pad)
-    ax.set_xlabel("rate: KL term (nats per image)")
-    ax.set_ylabel("distortion: reconstruction (nats)")
+    ax.set(xlabel="rate: KL term (nats per image)", ylabel="distortion: reconstruction (nats)")
     return _titled(fig, ax, title)
 
 

@@ -200,26 +200,16 @@ class _Explorer:
             else:
                 scatter_by_label(ax, self.z, self.labels, self.class_names, s=s, alpha=alpha, lw=0)
                 ax.legend(markerscale=3, fontsize=7, ncol=2, loc="upper right", framealpha=0.8)
-        ax.set_xlim(*self.z_range)
-        ax.set_ylim(*self.z_range)
-        ax.set_aspect("equal")
-        ax.set_xlabel("$z_1$")
-        ax.set_ylabel("$z_2$")
+        ax.set(xlim=self.z_range, ylim=self.z_range, aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
 
     # ------------------------------------------------------------- static figure
     def figure(self):
         import matplotlib.pyplot as plt
 
-        k = self.codes.shape[0]
-        if self.num_classes is None:
-            images = self.decode(self.codes)
-            n_rows, n_cols = k, 1
-        else:
-            # Every code under every label, row by row, in one call.
-            z = np.repeat(self.codes, self.num_classes, axis=0)
-            labels = np.tile(np.arange(self.num_classes), k)
-            images = self.decode(z, labels)
-            n_rows, n_cols = k, self.num_classes
+        # Every code (under every label, for a CVAE), row by row, in one call.
+        n_rows, n_cols = self.codes.shape[0], self.num_classes or 1
+        labels = None if self.num_classes is None else np.tile(np.arange(n_cols), n_rows)
+        images = self.decode(np.repeat(self.codes, n_cols, axis=0), labels)
         cell = min(1.1, 5.0 / n_rows)
         fig = plt.figure(figsize=(5.2 + cell * n_cols + 0.6, max(5.0, cell * n_rows + 0.6)))
         grid = fig.add_gridspec(n_rows, n_cols + 1, width_ratios=[5.0 / cell] + [1.0] * n_cols)
