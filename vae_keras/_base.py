@@ -91,6 +91,18 @@ def _parse_beta(value, where):
     return None, _validation.number(value, "beta", where, non_negative=True)
 
 
+class _Fixed(property):
+    """A setting fixed at construction: assigning it says so, and how to get another value."""
+
+    def __set__(self, model, value):
+        name = self.fget.__name__
+        raise AttributeError(
+            f"{type(model).__name__}.{name} is fixed when the model is constructed (it decides "
+            f"what the compiled step computes and what is saved); build a new model with "
+            f"{name}={value!r}; received {name}={value!r}"
+        )
+
+
 def _state_variable(value, dtype, name):
     """A non-trainable variable that every replica reads and the first one writes."""
     return keras.Variable(
@@ -242,21 +254,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             self._free_bits = value
             self._rebuild_step_functions()
 
-    def _fixed(self, name, value):
-        raise AttributeError(
-            f"{type(self).__name__}.{name} is fixed when the model is constructed (it decides "
-            f"what the compiled step computes and what is saved); build a new model with "
-            f"{name}={value!r}; received {name}={value!r}"
-        )
-
-    @property
+    @_Fixed
     def likelihood(self):
         """The name of p(x | z): `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`."""
         return self._likelihood.name
-
-    @likelihood.setter
-    def likelihood(self, value):
-        self._fixed("likelihood", value)
 
     @property
     def likelihood_distribution(self):
@@ -277,23 +278,15 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             f"{type(value).__name__}"
         )
 
-    @property
+    @_Fixed
     def sigma(self):
         """Standard deviation of the Gaussian likelihood (1 for the others); fixed."""
         return getattr(self._likelihood, "sigma", 1.0)
 
-    @sigma.setter
-    def sigma(self, value):
-        self._fixed("sigma", value)
-
-    @property
+    @_Fixed
     def importance_samples(self):
         """k, the draws of z per image in each step (1: the ELBO; k > 1: the IWAE bound)."""
         return self._importance_samples
-
-    @importance_samples.setter
-    def importance_samples(self, value):
-        self._fixed("importance_samples", value)
 
     def _check_importance_settings(self, beta_schedule, beta_number, free_bits):
         """The IWAE bound has no separate KL term: beta stays 1 and free bits 0."""
@@ -442,15 +435,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     # ------------------------------------------------------ public helpers
     def input_checks(self):
         """The `_inputs.InputChecks` of this model: what `fit` checks its data with."""
-        # per example, the shapes of the images (and condition) where the encoder declares them
         shapes = [tuple(tensor.shape[1:]) for tensor in getattr(self.encoder, "inputs", None) or ()]
+        num_classes = getattr(self, "num_classes", None)
         return InputChecks(
-            type(self).__name__,
-            self.likelihood,
-            shapes[0] if shapes else None,
-            getattr(self, "num_classes", None),
-            conditional=self.conditional,
-            condition_shape=shapes[1] if len(shapes) == 2 else None,
+            type(self).__name__, self.likelihood, shapes, num_classes, self.conditional
         )
 
     def checked_arrays(self, x, where):

@@ -104,32 +104,23 @@ class InputChecks:
     Args:
         name: The model's class name, which starts every message.
         likelihood: The model's likelihood; `"bernoulli"` requires pixels in [0, 1].
-        image_shape: Shape of one image as the encoder expects it, or None if unknown.
+        input_shapes: The shapes of one example of each input (the image, and
+            the condition of a CVAE) as the encoder declares them; `()` if unknown.
         num_classes: For a CVAE conditioned on class labels, the number of
             classes; None otherwise.
         conditional: Whether the model takes `[images, conditions]`; implied by
             `num_classes`. A CVAE with `num_classes=None` takes any condition.
-        condition_shape: For such a CVAE, the shape of one condition as the
-            encoder expects it, or None if unknown.
     """
 
-    def __init__(
-        self,
-        name,
-        likelihood,
-        image_shape=None,
-        num_classes=None,
-        conditional=False,
-        condition_shape=None,
-    ):
+    def __init__(self, name, likelihood, input_shapes=(), num_classes=None, conditional=False):
         self.name = name
         self.likelihood = likelihood
-        self.image_shape = image_shape
+        self.image_shape = input_shapes[0] if input_shapes else None
+        self.condition_shape = input_shapes[1] if len(input_shapes) == 2 else None
         self.num_classes = num_classes
         self.conditional = bool(conditional) or num_classes is not None
         self.labelled = num_classes is not None  # a CVAE conditioned on class labels
         self.what = "labels" if self.labelled or not self.conditional else "conditions"
-        self.condition_shape = condition_shape
         self.last_error = None  # the last failed check of a stream's batch
 
     # ------------------------------------------------------------ messages
@@ -259,9 +250,7 @@ class InputChecks:
 
     def mask_of(self, x):
         """The mask of `[images, condition, mask]`, or None (a CVAE's inputs only)."""
-        if self.conditional and isinstance(x, (list, tuple)) and len(x) == 3:
-            return x[2]
-        return None
+        return x[2] if self.conditional and isinstance(x, (list, tuple)) and len(x) == 3 else None
 
     def check_mask(self, mask, images, role="mask"):
         """A mask broadcasts to the images' shape per example and lies in [0, 1]."""
@@ -291,9 +280,7 @@ class InputChecks:
         With `host_only`, only NumPy arrays and lists are checked, and tensors pass
         untouched (they may be symbolic, or on an accelerator).
         """
-        if not self.conditional and not is_array(x):
-            return
-        if self.conditional and not isinstance(x, (list, tuple)) and not is_array(x):
+        if not is_array(x) and not (self.conditional and isinstance(x, (list, tuple))):
             return  # a dataset or generator: checked batch by batch
         images, labels = self.split(x, role)
         host = (np.ndarray, list) if host_only else None
@@ -309,10 +296,8 @@ class InputChecks:
     def check_data(self, x, y=None, role="inputs"):
         """Inputs without targets (the model's targets are its inputs)."""
         if y is not None:
-            message = self.no_targets_message()
-            if role != "inputs":
-                message += f" (received targets in {role})"
-            raise ValueError(message)
+            where = "" if role == "inputs" else f" (received targets in {role})"
+            raise ValueError(self.no_targets_message() + where)
         self.check_inputs(x, role=role)
 
     def check_validation_data(self, validation_data):
@@ -471,10 +456,8 @@ class CheckedEntryPoints:
 
         An empty `(n, 0)` array, which `compute_loss` recognises and ignores.
         """
-        if sample_weight is None:
-            return None
         images = x[0] if isinstance(x, (list, tuple)) else x
-        if not is_array(images):
+        if sample_weight is None or not is_array(images):
             return None
         return np.zeros((np.shape(images)[0], 0), "float32")
 

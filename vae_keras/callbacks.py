@@ -25,11 +25,10 @@ import os
 
 import keras
 import numpy as np
-from keras import ops
 
 from vae_keras import _validation, evaluation
 from vae_keras._inputs import check_examples, check_model
-from vae_keras.guard import NaNGuard
+from vae_keras.guard import NaNGuard, reconstruct
 
 __all__ = ["ImageSnapshots", "LatentStatistics", "NaNGuard"]
 
@@ -171,9 +170,7 @@ class ImageSnapshots(keras.callbacks.Callback):
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.seed = _validation.seed(seed, where)
         self.written = []  # paths of the PNG files written, in order
-        self._writer = None
-        if self.log_dir is not None:
-            self._writer = _summary_writer(self.log_dir, where)
+        self._writer = None if self.log_dir is None else _summary_writer(self.log_dir, where)
 
     def set_model(self, model):
         check_model(model, "ImageSnapshots")
@@ -199,10 +196,7 @@ class ImageSnapshots(keras.callbacks.Callback):
             samples = model.generate(conditions[cycle % len(conditions)], seed=self.seed)
         else:
             samples = model.generate(self.num_samples, seed=self.seed)
-        z_mean, _ = model.encode(self.x)
-        reconstructions = ops.convert_to_numpy(
-            model.decode([z_mean, self.x[1]] if model.conditional else z_mean)
-        )
+        _, _, reconstructions = reconstruct(model, self.x)
         # Originals and reconstructions in alternating rows of n_cols images, a short
         # last pair of rows padded with white.
         width = min(self.n_cols, images.shape[0])
@@ -286,14 +280,11 @@ class LatentStatistics(keras.callbacks.Callback):
 
     def __init__(self, x, threshold=0.01, batch_size=None):
         super().__init__()
-        check_examples(x, "LatentStatistics")
+        where = "LatentStatistics"
+        check_examples(x, where)
         self.x = x
-        self.threshold = _validation.number(
-            threshold, "threshold", "LatentStatistics", non_negative=True
-        )
-        self.batch_size = _validation.integer(
-            batch_size, "batch_size", "LatentStatistics", optional=True
-        )
+        self.threshold = _validation.number(threshold, "threshold", where, non_negative=True)
+        self.batch_size = _validation.integer(batch_size, "batch_size", where, optional=True)
 
     def set_model(self, model):
         check_model(model, "LatentStatistics")

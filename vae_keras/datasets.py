@@ -71,18 +71,16 @@ def read_idx(path):
     if len(data) < 8:
         raise ValueError(f"{path}: not a valid IDX file (only {len(data)} bytes)")
     magic = int.from_bytes(data[0:4], "big")
-    if magic == _LABELS_MAGIC:
-        dims = [int.from_bytes(data[4:8], "big")]
-    elif magic == _IMAGES_MAGIC:
-        if len(data) < 16:
-            raise ValueError(f"{path}: not a valid IDX image file (header too short)")
-        dims = [int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12)]
-    else:
+    rank = {_LABELS_MAGIC: 1, _IMAGES_MAGIC: 3}.get(magic)
+    if rank is None:
         raise ValueError(
             f"{path}: not a valid IDX file: bad magic number {magic} "
             f"(expected {_IMAGES_MAGIC} for images or {_LABELS_MAGIC} for labels)"
         )
-    header = 4 + 4 * len(dims)
+    header = 4 + 4 * rank
+    if len(data) < header:  # labels have their 8 bytes: checked above
+        raise ValueError(f"{path}: not a valid IDX image file (header too short)")
+    dims = [int.from_bytes(data[i : i + 4], "big") for i in range(4, header, 4)]
     expected = header + int(np.prod(dims))
     if len(data) != expected:
         raise ValueError(
@@ -138,17 +136,17 @@ def _stratified_split(images, labels, train_size, seed=0):
     return (images[train_index], labels[train_index]), (images[test_index], labels[test_index])
 
 
+def _sizes(train, test):
+    return f"{len(train[1]):,} train / {len(test[1]):,} test images"
+
+
 def _load_folder(folder, name):
     """Loads a folder of IDX files; returns (data, description) or raises."""
     has_train = all(_find(folder, stem) for stem in _SPLITS["train"])
     has_test = all(_find(folder, stem) for stem in _SPLITS["test"])
     if has_train and has_test:
         train, test = _read_split(folder, "train"), _read_split(folder, "test")
-        description = (
-            f"{name} from IDX files in {folder}: "
-            f"{len(train[1]):,} train / {len(test[1]):,} test images"
-        )
-        return (train, test), description
+        return (train, test), f"{name} from IDX files in {folder}: {_sizes(train, test)}"
     if has_test:
         images, labels = _read_split(folder, "test")
         train, test = _stratified_split(images, labels, TEST_ONLY_TRAIN_SIZE)
@@ -202,12 +200,7 @@ def _load_keras(name, keras_name):
             "holds the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
             "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not)."
         ) from error
-    (x_train, _), (x_test, _) = data
-    description = (
-        f"{name} from keras.datasets (download cache): "
-        f"{len(x_train):,} train / {len(x_test):,} test images"
-    )
-    return data, description
+    return data, f"{name} from keras.datasets (download cache): {_sizes(*data)}"
 
 
 def load_mnist(return_info=False):
@@ -247,12 +240,7 @@ def load_fashion_mnist(return_info=False):
     Args:
         return_info: Also return the info dict described in `load_mnist`.
     """
-    return _load(
-        "fashion-mnist",
-        "fashion_mnist",
-        extra_folders=(DEBIAN_FASHION_MNIST,),
-        return_info=return_info,
-    )
+    return _load("fashion-mnist", "fashion_mnist", (DEBIAN_FASHION_MNIST,), return_info)
 
 
 # ------------------------------------------------------------- binarization

@@ -165,14 +165,9 @@ def kl_per_dimension(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
         # The closed form with the sign folded in, so the prior gives +0.0, not -0.0.
         return 0.5 * (ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var)
     prior_mean, prior_log_var = prior
-    terms = (
-        ops.exp(z_log_var - prior_log_var)
-        + ops.square(z_mean - prior_mean) * ops.exp(-prior_log_var)
-        - 1.0
-        - z_log_var
-        + prior_log_var
-    )
-    return 0.5 * terms
+    variance_ratio = ops.exp(z_log_var - prior_log_var)
+    distance = ops.square(z_mean - prior_mean) * ops.exp(-prior_log_var)
+    return 0.5 * (variance_ratio + distance - 1.0 - z_log_var + prior_log_var)
 
 
 def log_prior_ratio(z_mean, z_log_var, epsilon, prior_mean=None, prior_log_var=None):

@@ -18,7 +18,7 @@ __all__ = ["NaNGuard"]
 _FLOAT32_EXP_LIMIT = math.log(np.finfo("float32").max)
 
 
-def _reconstruct(model, x):
+def reconstruct(model, x):
     """`(z_mean, z_log_var, mean reconstruction)` of `x` as NumPy (the mask, if any, unused)."""
     z_mean, z_log_var = model.encode(x)
     decoded = model.decode([z_mean, x[1]] if model.conditional else z_mean)
@@ -35,11 +35,8 @@ class _Snapshot:
 
     def __init__(self, model):
         state = getattr(model, "_jax_state", None)
-        if (
-            keras.backend.backend() == "jax"
-            and state
-            and not getattr(model, "_jax_state_synced", True)
-        ):
+        unsynced = state and not getattr(model, "_jax_state_synced", True)
+        if keras.backend.backend() == "jax" and unsynced:
             # JAX's fit keeps the current values outside the variables between syncs.
             kinds = ("trainable_variables", "non_trainable_variables", "optimizer_variables")
             groups = [state[kind] for kind in kinds]
@@ -141,8 +138,9 @@ class NaNGuard(keras.callbacks.Callback):
         if x is not None:
             check_examples(x, "NaNGuard")
         self.x = x
+        where = "NaNGuard"
         self.max_replay_steps = _validation.positive_int(
-            max_replay_steps, "max_replay_steps", "NaNGuard"
+            max_replay_steps, "max_replay_steps", where
         )
         if verbose not in (0, 1):
             raise ValueError(f"NaNGuard: verbose must be 0 or 1; received verbose={verbose!r}")
@@ -215,25 +213,24 @@ class NaNGuard(keras.callbacks.Callback):
                 f"{self.stopped_step} ({_join(snapshot.non_finite[:3])}"
                 f"{', ...' if len(snapshot.non_finite) > 3 else ''})"
             )
-        lines = [
+        stopped = (
             f"NaNGuard: training stopped: {found}; the first non-finite value came {window}. "
             f"The weights and optimizer state of step {self.restored_step}, the last "
             "finite ones, are restored."
-        ]
+        )
         beta = float(ops.convert_to_numpy(model.current_beta()))
         settings = f"learning rate {_learning_rate(model):.3g}, beta {beta:.3g}"
         if self.x is None:
-            lines.append(
-                f"Settings: {settings}. Give NaNGuard(x=...) a batch of training images to "
-                "find which quantity diverged first."
+            return (
+                f"{stopped}\nSettings: {settings}. Give NaNGuard(x=...) a batch of training "
+                "images to find which quantity diverged first."
             )
-            return "\n".join(lines)
         finding = self._replay()
         self._snapshot.restore(model)
         self.first_non_finite = finding["name"]
-        lines.append(finding["text"])
-        lines.append(f"Likeliest cause: {finding['cause']} (with {settings}).")
-        return "\n".join(lines)
+        return (
+            f"{stopped}\n{finding['text']}\nLikeliest cause: {finding['cause']} (with {settings})."
+        )
 
     def _replay(self):
         """Trains on `x` from the restored state, checking each quantity after each step."""
@@ -243,7 +240,7 @@ class NaNGuard(keras.callbacks.Callback):
         previous = None
         try:
             for updates in range(self.max_replay_steps + 1):
-                z_mean, z_log_var, reconstruction = _reconstruct(model, self.x)
+                z_mean, z_log_var, reconstruction = reconstruct(model, self.x)
                 for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
                     if not np.all(np.isfinite(value)):
                         return _finding(name, updates, previous, learning_rate)

@@ -78,8 +78,7 @@ def image_grid(
     )
     for i, ax in enumerate(axes.flat):
         ax.set(xticks=[], yticks=[])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        ax.spines[:].set_visible(False)
         if i < n:
             ax.imshow(images[i], cmap=cmap, vmin=0, vmax=max(1.0, float(images.max())))
             if titles is not None:
