@@ -78,9 +78,6 @@ class _CurrentValue(keras.metrics.Metric):
     def result(self):
         return ops.convert_to_tensor(self.value)
 
-    def reset_state(self):
-        self.value.assign(ops.zeros((), self.dtype))
-
 
 def _parse_beta(value, where):
     """Returns `(schedule, number)`: exactly one of them is not None."""
@@ -92,6 +89,25 @@ def _parse_beta(value, where):
             f"LearningRateSchedule; received beta={value!r}"
         )
     return None, _validation.number(value, "beta", where, non_negative=True)
+
+
+class _Fixed(property):
+    """A setting fixed at construction: assigning it says so, and how to get another value."""
+
+    def __set__(self, model, value):
+        name = self.fget.__name__
+        raise AttributeError(
+            f"{type(model).__name__}.{name} is fixed when the model is constructed (it decides "
+            f"what the compiled step computes and what is saved); build a new model with "
+            f"{name}={value!r}; received {name}={value!r}"
+        )
+
+
+def _state_variable(value, dtype, name):
+    """A non-trainable variable that every replica reads and the first one writes."""
+    return keras.Variable(
+        value, dtype=dtype, trainable=False, aggregation="only_first_replica", name=name
+    )
 
 
 def host_array(x):
@@ -161,20 +177,9 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self._latent_dim = _submodels.functional_latent_dim(encoder, decoder)
         self.sampler = Sampling(seed=seed, name="sampling")  # its seed generator draws eps
         # State the compiled step reads, so that changing it needs no retracing.
-        self.training_steps = keras.Variable(
-            0,
-            dtype="int32",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="training_steps",
-        )
-        self._beta_variable = keras.Variable(
-            0.0 if beta_number is None else beta_number,
-            dtype="float32",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="beta",
-        )
+        self.training_steps = _state_variable(0, "int32", "training_steps")
+        beta_value = 0.0 if beta_number is None else beta_number
+        self._beta_variable = _state_variable(beta_value, "float32", "beta")
         self._beta_schedule = beta_schedule
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -220,14 +225,14 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         """
         if self._beta_schedule is not None:
             return self._beta_schedule
-        return float(ops.convert_to_numpy(self._read_state(self._beta_variable)))
+        return float(ops.convert_to_numpy(self._synced(self._beta_variable).value))
 
     @beta.setter
     def beta(self, value):
         schedule, number = _parse_beta(value, type(self).__name__)
         self._check_importance_settings(schedule, number, self._free_bits)
         if schedule is None:
-            self._assign_state(self._beta_variable, number)
+            self._synced(self._beta_variable).assign(number)
         if schedule is not None or self._beta_schedule is not None:
             self._beta_schedule = schedule
             self._rebuild_step_functions()
@@ -249,21 +254,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             self._free_bits = value
             self._rebuild_step_functions()
 
-    def _fixed(self, name, value):
-        raise AttributeError(
-            f"{type(self).__name__}.{name} is fixed when the model is constructed (it decides "
-            f"what the compiled step computes and what is saved); build a new model with "
-            f"{name}={value!r}; received {name}={value!r}"
-        )
-
-    @property
+    @_Fixed
     def likelihood(self):
         """The name of p(x | z): `"bernoulli"`, `"gaussian"` or `"continuous_bernoulli"`."""
         return self._likelihood.name
-
-    @likelihood.setter
-    def likelihood(self, value):
-        self._fixed("likelihood", value)
 
     @property
     def likelihood_distribution(self):
@@ -284,23 +278,15 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             f"{type(value).__name__}"
         )
 
-    @property
+    @_Fixed
     def sigma(self):
         """Standard deviation of the Gaussian likelihood (1 for the others); fixed."""
         return getattr(self._likelihood, "sigma", 1.0)
 
-    @sigma.setter
-    def sigma(self, value):
-        self._fixed("sigma", value)
-
-    @property
+    @_Fixed
     def importance_samples(self):
         """k, the draws of z per image in each step (1: the ELBO; k > 1: the IWAE bound)."""
         return self._importance_samples
-
-    @importance_samples.setter
-    def importance_samples(self, value):
-        self._fixed("importance_samples", value)
 
     def _check_importance_settings(self, beta_schedule, beta_number, free_bits):
         """The IWAE bound has no separate KL term: beta stays 1 and free bits 0."""
@@ -326,27 +312,22 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
             return ops.convert_to_tensor(self._beta_variable)
         return ops.cast(self._beta_schedule(self.training_steps), "float32")
 
-    def _read_state(self, variable):
-        """The variable's value, also while JAX's `fit` holds the state outside the model."""
-        if keras.backend.backend() == "jax" and getattr(self, "_jax_state", None):
-            self.jax_state_sync()
-        return variable.value
+    def _synced(self, variable):
+        """`variable`, once the state that JAX's `fit` holds outside the model is synced back.
 
-    def _assign_state(self, variable, value):
+        So that reading it gives the current value, and assigning it is what the
+        next step reads.
+        """
         if keras.backend.backend() == "jax" and getattr(self, "_jax_state", None):
-            # JAX's fit keeps the state outside the model between syncs: sync, so
-            # the assignment below is what the next step reads.
             self.jax_state_sync()
-        variable.assign(value)
+        return variable
 
     def _rebuild_step_functions(self):
         """Re-traces the compiled train/test steps that captured Python-level settings."""
-        for attribute, make in (
-            ("train_function", "make_train_function"),
-            ("test_function", "make_test_function"),
-        ):
-            if getattr(self, attribute, None) is not None:
-                getattr(self, make)(force=True)
+        if getattr(self, "train_function", None) is not None:
+            self.make_train_function(force=True)
+        if getattr(self, "test_function", None) is not None:
+            self.make_test_function(force=True)
 
     # ------------------------------------------------------------ training
     def train_step(self, *args, **kwargs):
@@ -377,15 +358,9 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if not (isinstance(y_pred, dict) and "z_mean" in y_pred):
             outputs = self._forward(images, condition, training=training)
         beta = self.current_beta()
+        settings = (beta, self._free_bits, self._importance_samples)
         total, reconstruction_loss, kl_loss = objective.negative_elbo(
-            self._likelihood,
-            images,
-            outputs,
-            mask,
-            sample_weight,
-            beta,
-            self._free_bits,
-            self._importance_samples,
+            self._likelihood, images, outputs, mask, sample_weight, *settings
         )
         if training:
             self.training_steps.assign_add(1)
@@ -439,12 +414,8 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         reconstruction = self.decoder(
             z if condition is None else [z, condition_k], training=training
         )
-        outputs = {
-            "reconstruction": reconstruction,
-            "z_mean": z_mean,
-            "z_log_var": z_log_var,
-            "epsilon": epsilon,
-        }
+        outputs = dict(reconstruction=reconstruction, z_mean=z_mean, z_log_var=z_log_var)
+        outputs["epsilon"] = epsilon
         prior = self.prior_at(condition, training=training)
         if prior:
             outputs.update(prior_mean=prior[0], prior_log_var=prior[1])
@@ -464,18 +435,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
     # ------------------------------------------------------ public helpers
     def input_checks(self):
         """The `_inputs.InputChecks` of this model: what `fit` checks its data with."""
-        encoder_inputs = getattr(self.encoder, "inputs", None)
+        shapes = [tuple(tensor.shape[1:]) for tensor in getattr(self.encoder, "inputs", None) or ()]
+        num_classes = getattr(self, "num_classes", None)
         return InputChecks(
-            type(self).__name__,
-            self.likelihood,
-            tuple(encoder_inputs[0].shape[1:]) if encoder_inputs else None,
-            getattr(self, "num_classes", None),
-            conditional=self.conditional,
-            condition_shape=(
-                tuple(encoder_inputs[1].shape[1:])
-                if encoder_inputs and len(encoder_inputs) == 2
-                else None
-            ),
+            type(self).__name__, self.likelihood, shapes, num_classes, self.conditional
         )
 
     def checked_arrays(self, x, where):
@@ -487,8 +450,8 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         `vae_keras.evaluation` and the callbacks.
         """
         checks = self.input_checks()
-        checks.check_inputs(x)
         images, condition = checks.split(x)
+        checks.check_images(images)  # the condition and the mask are checked below
         if not hasattr(images, "shape") or not hasattr(images, "dtype"):
             raise ValueError(
                 f"{where}: expected images as a NumPy-like array (datasets and generators are not "

@@ -49,24 +49,24 @@ def backend_is(name):
 def check_distribution_support(where):
     """Refuses Keras' distribution API on the backends whose trainers ignore it."""
     distribution = keras.distribution.distribution()
-    if distribution is None or backend_is("jax"):
+    backend = keras.backend.backend()
+    if distribution is None or backend == "jax":
         return
-    received = f"received distribution={type(distribution).__name__}"
-    if backend_is("tensorflow"):
-        raise ValueError(
-            f"{where}: Keras' distribution API "
-            "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
+    if backend == "tensorflow":
+        effect = (
             "the TensorFlow trainer ignores it, so this model would train on one device. "
             "On TensorFlow, build and compile the model inside "
-            f"tf.distribute.MirroredStrategy().scope(); {received}"
+            "tf.distribute.MirroredStrategy().scope()"
+        )
+    else:
+        effect = (
+            f"the {_BACKEND_NAMES.get(backend, backend)} backend has no support for it, so "
+            "this model would not be trained in parallel. Use KERAS_BACKEND=jax with "
+            "DataParallel, or KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy"
         )
     raise ValueError(
-        f"{where}: Keras' distribution API "
-        "(keras.distribution.DataParallel, ModelParallel) runs on the JAX backend; "
-        f"the {_BACKEND_NAMES.get(keras.backend.backend(), keras.backend.backend())} backend "
-        "has no support for it, so this model would "
-        "not be trained in parallel. Use KERAS_BACKEND=jax with DataParallel, or "
-        f"KERAS_BACKEND=tensorflow with tf.distribute.MirroredStrategy; {received}"
+        f"{where}: Keras' distribution API (keras.distribution.DataParallel, ModelParallel) "
+        f"runs on the JAX backend; {effect}; received distribution={type(distribution).__name__}"
     )
 
 
@@ -86,26 +86,28 @@ def resolve_jit_compile(requested, model, run_eagerly):
         return "auto"
     import tensorflow as tf
 
-    if tf.distribute.has_strategy() or any(
-        device.device_type != "CPU" for device in tf.config.list_physical_devices()
-    ):
-        return "auto"
     try:
         from tensorflow.python.framework.config import is_op_determinism_enabled
     except ImportError:  # pragma: no cover - moved in some TensorFlow version
         return "auto"
-    if is_op_determinism_enabled():
+    devices = tf.config.list_physical_devices()
+    if tf.distribute.has_strategy() or any(device.device_type != "CPU" for device in devices):
         return "auto"
-    for layer in model._flatten_layers():
-        if isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True):
-            return "auto"
+    layers = model._flatten_layers()
+    if is_op_determinism_enabled() or any(
+        isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True)
+        for layer in layers
+    ):
+        return "auto"
     return True
 
 
-def check_compile_arguments(where, arguments):
-    """Refuses `loss`, `metrics`, `weighted_metrics` and `loss_weights` with a clear message."""
-    for key in REFUSED_COMPILE_ARGUMENTS:
-        value = arguments.get(key)
+def check_compile_arguments(where, *values):
+    """Refuses `loss`, `metrics`, `weighted_metrics` and `loss_weights` with a clear message.
+
+    `values` are the four arguments, in that order.
+    """
+    for key, value in zip(REFUSED_COMPILE_ARGUMENTS, values):
         if value is None or (key != "loss" and not value):
             continue
         if key == "loss":
@@ -161,15 +163,7 @@ class CompilePolicy:
         for the backend that loads the model. Pass explicit values to override.
         """
         name = type(self).__name__
-        check_compile_arguments(
-            name,
-            {
-                "loss": loss,
-                "metrics": metrics,
-                "weighted_metrics": weighted_metrics,
-                "loss_weights": loss_weights,
-            },
-        )
+        check_compile_arguments(name, loss, metrics, weighted_metrics, loss_weights)
         check_distribution_support(name)
         self._requested_execution = (steps_per_execution, jit_compile)
         super().compile(

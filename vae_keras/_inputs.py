@@ -12,7 +12,7 @@ gets the same message on every path and on every backend:
   JAX and PyTorch backends, which read datasets through TensorFlow), a Python
   generator, a `keras.utils.PyDataset` or a PyTorch `DataLoader` in Python. The
   first bad batch stops training with the message an array would have given;
-  `reraise` turns the stream's error back into that `ValueError`.
+  `last_error` keeps the stream's error, which the entry points raise again.
 
 `InputChecks` holds only plain values (no model), so it pickles into the worker
 processes of a `PyDataset` with `use_multiprocessing=True`.
@@ -46,22 +46,6 @@ def is_array(x):
     return isinstance(x, np.ndarray) or (
         hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype")
     )
-
-
-def is_tf_dataset(x):
-    if "tensorflow" not in sys.modules:
-        return False
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset)
-
-
-def is_torch_dataloader(x):
-    if "torch" not in sys.modules:
-        return False
-    import torch
-
-    return isinstance(x, torch.utils.data.DataLoader)
 
 
 def one_hot(labels, num_classes, dtype):
@@ -120,49 +104,29 @@ class InputChecks:
     Args:
         name: The model's class name, which starts every message.
         likelihood: The model's likelihood; `"bernoulli"` requires pixels in [0, 1].
-        image_shape: Shape of one image as the encoder expects it, or None if unknown.
+        input_shapes: The shapes of one example of each input (the image, and
+            the condition of a CVAE) as the encoder declares them; `()` if unknown.
         num_classes: For a CVAE conditioned on class labels, the number of
             classes; None otherwise.
         conditional: Whether the model takes `[images, conditions]`; implied by
             `num_classes`. A CVAE with `num_classes=None` takes any condition.
-        condition_shape: For such a CVAE, the shape of one condition as the
-            encoder expects it, or None if unknown.
     """
 
-    def __init__(
-        self,
-        name,
-        likelihood,
-        image_shape=None,
-        num_classes=None,
-        conditional=False,
-        condition_shape=None,
-    ):
+    def __init__(self, name, likelihood, input_shapes=(), num_classes=None, conditional=False):
         self.name = name
         self.likelihood = likelihood
-        self.image_shape = image_shape
+        self.image_shape = input_shapes[0] if input_shapes else None
+        self.condition_shape = input_shapes[1] if len(input_shapes) == 2 else None
         self.num_classes = num_classes
-        self._conditional = bool(conditional) or num_classes is not None
-        self.condition_shape = condition_shape
-        self.last_error = None
-
-    @property
-    def conditional(self):
-        return self._conditional
-
-    @property
-    def labelled(self):
-        """A CVAE conditioned on class labels (`num_classes` set)."""
-        return self.num_classes is not None
-
-    @property
-    def _what(self):
-        return "labels" if self.labelled or not self.conditional else "conditions"
+        self.conditional = bool(conditional) or num_classes is not None
+        self.labelled = num_classes is not None  # a CVAE conditioned on class labels
+        self.what = "labels" if self.labelled or not self.conditional else "conditions"
+        self.last_error = None  # the last failed check of a stream's batch
 
     # ------------------------------------------------------------ messages
     def no_targets_message(self):
         if self.conditional:
-            what = self._what
+            what = self.what
             return (
                 f"CVAE trains on its inputs [images, {what}] alone and takes no targets; call "
                 f"fit([x, {'y' if self.labelled else 'c'}]) without a second argument, and let "
@@ -208,40 +172,32 @@ class InputChecks:
                     "images by 255)"
                 )
 
-    def check_labels(self, labels, n=None):
-        """Checks class ids or one-hot labels; returns them as a float32 one-hot array."""
+    def check_labels(self, labels):
+        """Checks class ids or one-hot labels; returns them as a float32 one-hot array.
+
+        Labels of another rank are refused by `one_hot`.
+        """
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1 and self.num_classes != 1:
             labels = labels[:, 0]
-        if labels.ndim == 1:
-            if labels.dtype.kind not in "iub" and labels.size:
-                if labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0)):
-                    raise ValueError(
-                        "CVAE: integer labels must be whole numbers; received labels of "
-                        f"dtype {labels.dtype}"
-                    )
-            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+        if labels.ndim == 1 and labels.size:
+            if labels.dtype.kind not in "iub" and (
+                labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0))
+            ):
+                raise ValueError(
+                    f"CVAE: integer labels must be whole numbers; received labels of dtype {labels.dtype}"
+                )
+            if labels.min() < 0 or labels.max() >= self.num_classes:
                 raise ValueError(
                     "CVAE: labels out of range: expected class ids in "
                     f"[0, {self.num_classes - 1}], received values from {labels.min()} to "
                     f"{labels.max()}"
                 )
-        elif labels.ndim == 2:
-            if labels.shape[1] != self.num_classes:
-                raise ValueError(self._one_hot_width(labels.shape[1]))
-        else:
-            raise ValueError(
-                f"CVAE: labels must be class ids of shape (n,) or one-hot of shape "
-                f"(n, {self.num_classes}); received shape {labels.shape}"
-            )
-        one_hot_labels = ops.convert_to_numpy(one_hot(labels, self.num_classes, "float32"))
-        if n is not None and one_hot_labels.shape[0] != n:
-            raise ValueError(
-                f"CVAE: {one_hot_labels.shape[0]} labels for {n} images; give one label per image"
-            )
-        return one_hot_labels
+        if labels.ndim == 2 and labels.shape[1] != self.num_classes:
+            raise ValueError(self._one_hot_width(labels.shape[1]))
+        return ops.convert_to_numpy(one_hot(labels, self.num_classes, "float32"))
 
-    def check_conditions(self, conditions, n=None):
+    def check_conditions(self, conditions):
         """Checks conditions of any shape (`num_classes=None`); returns them as float32 NumPy."""
         conditions = np.asarray(conditions)
         if conditions.ndim < 1:
@@ -253,11 +209,6 @@ class InputChecks:
         conditions = conditions.astype("float32")
         if conditions.size and not np.isfinite(conditions).all():
             raise ValueError(self._not_finite("conditions"))
-        if n is not None and conditions.shape[0] != n:
-            raise ValueError(
-                f"CVAE: {conditions.shape[0]} conditions for {n} images; give one condition "
-                "per image"
-            )
         return conditions
 
     def _condition_shape_mismatch(self, shape):
@@ -267,29 +218,28 @@ class InputChecks:
         )
 
     def check_condition(self, condition, n=None):
-        """Labels (one-hot, float32) or general conditions (float32), checked."""
-        if self.labelled:
-            return self.check_labels(condition, n=n)
-        return self.check_conditions(condition, n=n)
+        """Labels (one-hot, float32) or general conditions (float32), checked; `n` of them."""
+        checked = (
+            self.check_labels(condition) if self.labelled else self.check_conditions(condition)
+        )
+        if n is not None and checked.shape[0] != n:
+            what = "label" if self.labelled else "condition"
+            raise ValueError(
+                f"CVAE: {checked.shape[0]} {what}s for {n} images; give one {what} per image"
+            )
+        return checked
 
     def split(self, x, role="inputs"):
         """`(images, labels)` of the model's inputs (labels None for a VAE), structure checked."""
         if not self.conditional:
             return x, None
-        what = self._what
-        if role == "decode inputs":
-            pair = f"[z, {what}]"
-        else:
-            pair = f"[images, {what}]"
+        what = self.what
+        pair = f"[{'z' if role == 'decode inputs' else 'images'}, {what}]"
         if not isinstance(x, (list, tuple)):
-            if is_array(x):
-                raise ValueError(
-                    f"CVAE: {role} must be a list {pair} (a dataset must yield "
-                    f"((images, {what}),)); received a single array"
-                )
+            received = "a single array" if is_array(x) else type(x).__name__
             raise ValueError(
-                f"CVAE: inputs must be a list [images, {what}] (a dataset must yield "
-                f"((images, {what}),)); received {type(x).__name__}"
+                f"CVAE: {role} must be a list {pair} (a dataset must yield "
+                f"((images, {what}),)); received {received}"
             )
         if len(x) == 3 and role != "decode inputs":
             return x[0], x[1]  # the third item is a mask: see `mask_of`
@@ -300,9 +250,7 @@ class InputChecks:
 
     def mask_of(self, x):
         """The mask of `[images, condition, mask]`, or None (a CVAE's inputs only)."""
-        if self.conditional and isinstance(x, (list, tuple)) and len(x) == 3:
-            return x[2]
-        return None
+        return x[2] if self.conditional and isinstance(x, (list, tuple)) and len(x) == 3 else None
 
     def check_mask(self, mask, images, role="mask"):
         """A mask broadcasts to the images' shape per example and lies in [0, 1]."""
@@ -332,9 +280,7 @@ class InputChecks:
         With `host_only`, only NumPy arrays and lists are checked, and tensors pass
         untouched (they may be symbolic, or on an accelerator).
         """
-        if not self.conditional and not is_array(x):
-            return
-        if self.conditional and not isinstance(x, (list, tuple)) and not is_array(x):
+        if not is_array(x) and not (self.conditional and isinstance(x, (list, tuple))):
             return  # a dataset or generator: checked batch by batch
         images, labels = self.split(x, role)
         host = (np.ndarray, list) if host_only else None
@@ -350,10 +296,8 @@ class InputChecks:
     def check_data(self, x, y=None, role="inputs"):
         """Inputs without targets (the model's targets are its inputs)."""
         if y is not None:
-            message = self.no_targets_message()
-            if role != "inputs":
-                message += f" (received targets in {role})"
-            raise ValueError(message)
+            where = "" if role == "inputs" else f" (received targets in {role})"
+            raise ValueError(self.no_targets_message() + where)
         self.check_inputs(x, role=role)
 
     def check_validation_data(self, validation_data):
@@ -362,11 +306,8 @@ class InputChecks:
             if is_array(validation_data):
                 self.check_inputs(validation_data, role="validation_data")
             return self.wrap(validation_data)
-        if (
-            self.conditional
-            and len(validation_data) == 2
-            and all(is_array(part) for part in validation_data)
-        ):
+        pair = len(validation_data) == 2 and all(map(is_array, validation_data))
+        if self.conditional and pair:
             # A CVAE never takes targets, so [x_val, y_val] can only mean its two inputs.
             validation_data = (list(validation_data),)
         x_val, y_val, _ = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
@@ -378,24 +319,20 @@ class InputChecks:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
         if y is not None and not targets_allowed:
             raise ValueError(self.no_targets_message())
-        images, labels = self.split(x)
-        self.check_images(images)
-        if labels is not None:
-            self.check_condition(labels, n=np.shape(images)[0])
-        mask = self.mask_of(x)
-        if mask is not None:
-            self.check_mask(mask, images)
+        self.check_inputs(x)
 
     # --------------------------------------------------------------- streams
     def wrap(self, x, targets_allowed=False):
         """Returns `x` with every batch checked as it is read; arrays are returned as they are."""
-        if is_tf_dataset(x):
+        # TensorFlow and PyTorch are not imported here: data of theirs means they are loaded.
+        tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")
+        if tf is not None and isinstance(x, tf.data.Dataset):
             return self._wrap_tf_dataset(x, targets_allowed)
         if inspect.isgenerator(x):
             return self._checked_batches(x, targets_allowed)
         if isinstance(x, keras.utils.PyDataset):
             return _CheckedPyDataset(x, self, targets_allowed)
-        if is_torch_dataloader(x):
+        if torch is not None and isinstance(x, torch.utils.data.DataLoader):
             return _checked_dataloader(x, self, targets_allowed)
         return x
 
@@ -411,10 +348,6 @@ class InputChecks:
             # Keep it: TensorFlow may wrap it into an error of its own on the way out.
             self.last_error = error
             raise
-
-    def reraise(self, error):
-        """The `ValueError` a stream check raised, if `error` came from one, else None."""
-        return self.last_error
 
     def _wrap_tf_dataset(self, dataset, targets_allowed):
         import tensorflow as tf
@@ -434,15 +367,14 @@ class InputChecks:
                     raise ValueError(self._condition_shape_mismatch(label_shape[1:]))
             elif len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
                 raise ValueError(self._one_hot_width(label_shape[-1]))
-        structure = spec
 
         def check_arrays(*arrays):  # the eager checks, on the batch's NumPy arrays
-            batch = tf.nest.pack_sequence_as(structure, list(arrays))
+            batch = tf.nest.pack_sequence_as(spec, list(arrays))
             self._check_recording(batch, targets_allowed)
             return np.bool_(True)
 
         def check(*element):  # tf.data unpacks a tuple element into arguments
-            batch = element if isinstance(structure, tuple) else element[0]
+            batch = element if isinstance(spec, tuple) else element[0]
             checked = tf.numpy_function(check_arrays, tf.nest.flatten(batch), tf.bool)
             with tf.control_dependencies([checked]):
                 return tf.nest.map_structure(tf.identity, batch)
@@ -512,7 +444,7 @@ class CheckedEntryPoints:
         except Exception as error:
             if keras.backend.backend() == "jax":
                 self.jax_state_sync()
-            replacement = checks.reraise(error)
+            replacement = checks.last_error  # TensorFlow may have wrapped it
             if replacement is None or replacement is error:
                 raise
             raise replacement from error
@@ -524,14 +456,13 @@ class CheckedEntryPoints:
 
         An empty `(n, 0)` array, which `compute_loss` recognises and ignores.
         """
-        if sample_weight is None:
-            return None
         images = x[0] if isinstance(x, (list, tuple)) else x
-        if not is_array(images):
+        if sample_weight is None or not is_array(images):
             return None
         return np.zeros((np.shape(images)[0], 0), "float32")
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def _checked_run(self, run, x, y, args, kwargs):
+        """`run(x, y, ...)`, Keras' `fit` or `evaluate`, on checked (or wrapped) data."""
         checks = self.input_checks()
         checks.check_data(x, y)
         y = self._weight_carrier(x, kwargs.get("sample_weight"))
@@ -539,14 +470,13 @@ class CheckedEntryPoints:
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
         with self._stream_errors(checks):
-            return super().fit(x, y, *args, **kwargs)
+            return run(x, y, *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        return self._checked_run(super().fit, x, y, args, kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        checks = self.input_checks()
-        checks.check_data(x, y)
-        y = self._weight_carrier(x, kwargs.get("sample_weight"))
-        with self._stream_errors(checks):
-            return super().evaluate(checks.wrap(x), y, *args, **kwargs)
+        return self._checked_run(super().evaluate, x, y, args, kwargs)
 
     def predict(self, x, *args, **kwargs):
         checks = self.input_checks()

@@ -7,9 +7,19 @@ checked on the tensors of the first call.
 
 from vae_keras._inputs import shapes_differ, static_shape
 
+# What each sub-model that returns a diagonal Gaussian returns, and how its mismatch reads.
+_PAIRS = {
+    "encoder": ("[z_mean, z_log_var]", "the encoder's z_mean and z_log_var have different shapes"),
+    "prior": (
+        "[prior_mean, prior_log_var]",
+        "the prior's mean and log-variance have different shapes",
+    ),
+}
 
-def _gaussian_pair(where, outputs, role, names, mismatch):
+
+def _gaussian_pair(where, outputs, role):
     """Checks that a sub-model returns two tensors of one shape; returns the mean's shape."""
+    names, mismatch = _PAIRS[role]
     if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
         count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
         raise ValueError(
@@ -24,13 +34,7 @@ def _gaussian_pair(where, outputs, role, names, mismatch):
 
 def check_encoder_outputs(where, outputs):
     """The encoder returns `[z_mean, z_log_var]` of one shape; returns them."""
-    _gaussian_pair(
-        where,
-        outputs,
-        "encoder",
-        "[z_mean, z_log_var]",
-        "the encoder's z_mean and z_log_var have different shapes",
-    )
+    _gaussian_pair(where, outputs, "encoder")
     return outputs
 
 
@@ -99,13 +103,7 @@ def check_prior(where, prior, encoder, latent_dim):
 
 def check_prior_outputs(where, outputs, latent_dim=None):
     """The prior returns `[prior_mean, prior_log_var]` of one shape; returns them."""
-    mean_shape = _gaussian_pair(
-        where,
-        outputs,
-        "prior",
-        "[prior_mean, prior_log_var]",
-        "the prior's mean and log-variance have different shapes",
-    )
+    mean_shape = _gaussian_pair(where, outputs, "prior")
     width = mean_shape[-1] if mean_shape else None
     if latent_dim is not None and width is not None and width != latent_dim:
         raise ValueError(
@@ -148,13 +146,9 @@ def check_functional_shapes(where, encoder, decoder):
 
 def functional_latent_dim(encoder, decoder):
     """The latent width that functional sub-models declare, or None."""
-    outputs = getattr(encoder, "outputs", None)
-    if outputs:
-        return static_shape(outputs[0])[-1]
-    decoder_inputs = getattr(decoder, "inputs", None)
-    if decoder_inputs:
-        return static_shape(decoder_inputs[0])[-1]
-    return None
+    # the encoder's z_mean, or the decoder's z
+    tensors = getattr(encoder, "outputs", None) or getattr(decoder, "inputs", None)
+    return static_shape(tensors[0])[-1] if tensors else None
 
 
 def functional_input_shape(encoder):

@@ -7,6 +7,7 @@ says what was expected and ends with what was received.
 """
 
 import math
+import random
 
 import numpy as np
 
@@ -19,22 +20,22 @@ def _is_whole(value):
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
-def positive_int(value, what, where=None):
-    """A whole number >= 1 (Python or NumPy integer); returns a Python int."""
-    if not _is_whole(value) or value < 1:
+def integer(value, what, where=None, minimum=1, optional=False):
+    """A whole number >= `minimum` (1 or 0; Python or NumPy integer) as a Python int.
+
+    With `optional`, None is let through as it is.
+    """
+    if optional and value is None:
+        return None
+    if not _is_whole(value) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(
-            f"{_prefix(where)}{what} must be a positive integer; received {what}={value!r}"
+            f"{_prefix(where)}{what} must be a {kind} integer; received {what}={value!r}"
         )
     return int(value)
 
 
-def non_negative_int(value, what, where=None):
-    """A whole number >= 0 (Python or NumPy integer); returns a Python int."""
-    if not _is_whole(value) or value < 0:
-        raise ValueError(
-            f"{_prefix(where)}{what} must be a non-negative integer; received {what}={value!r}"
-        )
-    return int(value)
+positive_int = integer
 
 
 def number(value, what, where=None, positive=False, non_negative=False):
@@ -63,6 +64,14 @@ def seed(value, where=None):
             f"{_prefix(where)}seed must be None or a non-negative integer; received seed={value!r}"
         )
     return int(value)
+
+
+def seed_or_draw(value, where=None):
+    """A checked seed; for None one drawn from Python's `random`, as `SeedGenerator(None)` does.
+
+    `keras.utils.set_random_seed` fixes Python's `random`; NumPy's global state is not used.
+    """
+    return random.randint(1, 10**9) if value is None else seed(value, where)
 
 
 def shape(value, what, rank=None, where=None):

@@ -9,6 +9,8 @@ feature map. Both make the label hard for the decoder to ignore, though they do
 not guarantee it: notebook 04 measures how well each design obeys its label.
 """
 
+import math
+
 import keras
 from keras import layers
 
@@ -27,8 +29,7 @@ IMAGE_SHAPE = (28, 28, 1)
 def _check_common(latent_dim, num_classes, units, what, where):
     """Checks the sizes; returns them as Python ints: `(latent_dim, num_classes, units)`."""
     latent_dim = _validation.positive_int(latent_dim, "latent_dim", where)
-    if num_classes is not None:
-        num_classes = _validation.positive_int(num_classes, "num_classes", where)
+    num_classes = _validation.integer(num_classes, "num_classes", where, optional=True)
     try:
         units = tuple(units)
     except TypeError:
@@ -48,6 +49,16 @@ def _inputs(shape, num_classes, name):
 
 def _with_label(x, label):
     return x if label is None else layers.Concatenate()([x, label])
+
+
+def _with_label_channels(x, label, height, width):
+    """`x`, a `(height, width, channels)` map, with the one-hot label tiled as extra channels."""
+    if label is None:
+        return x
+    tiled = layers.Reshape((height, width, label.shape[-1]))(
+        layers.RepeatVector(height * width)(label)
+    )
+    return layers.Concatenate()([x, tiled])
 
 
 def _latent_heads(x, latent_dim):
@@ -150,10 +161,7 @@ def build_mlp_decoder(
     x = z
     for units in hidden_units:
         x = layers.Dense(units, activation=activation)(_with_label(x, label))
-    size = 1
-    for dim in output_shape:
-        size *= dim
-    x = layers.Dense(size, activation="sigmoid")(_with_label(x, label))
+    x = layers.Dense(math.prod(output_shape), activation="sigmoid")(_with_label(x, label))
     return keras.Model(inputs, layers.Reshape(output_shape)(x), name=name)
 
 
@@ -204,13 +212,7 @@ def build_conv_encoder(
     activation = _activation(activation, "build_conv_encoder")
     filters, dense_units = sizes[:-1], sizes[-1]
     images, label, inputs = _inputs(input_shape, num_classes, "images")
-    x = images
-    if label is not None:
-        height, width = input_shape[0], input_shape[1]
-        tiled = layers.Reshape((height, width, num_classes))(
-            layers.RepeatVector(height * width)(label)
-        )
-        x = layers.Concatenate()([x, tiled])
+    x = _with_label_channels(images, label, input_shape[0], input_shape[1])
     for n_filters in filters:
         x = layers.Conv2D(n_filters, 3, strides=2, padding="same", activation=activation)(x)
     x = _with_label(layers.Flatten()(x), label)
@@ -268,11 +270,7 @@ def build_conv_decoder(
     z, label, inputs = _inputs((latent_dim,), num_classes, "z")
     x = layers.Dense(small[0] * small[1] * filters[0], activation=activation)(_with_label(z, label))
     x = layers.Reshape((small[0], small[1], filters[0]))(x)
-    if label is not None:
-        tiled = layers.Reshape((small[0], small[1], num_classes))(
-            layers.RepeatVector(small[0] * small[1])(label)
-        )
-        x = layers.Concatenate()([x, tiled])
+    x = _with_label_channels(x, label, *small)
     for n_filters in filters:
         x = layers.Conv2DTranspose(n_filters, 3, strides=2, padding="same", activation=activation)(
             x

@@ -25,20 +25,12 @@ import os
 
 import keras
 import numpy as np
-from keras import ops
 
 from vae_keras import _validation, evaluation
 from vae_keras._inputs import check_examples, check_model
-from vae_keras.guard import NaNGuard
+from vae_keras.guard import NaNGuard, reconstruct
 
 __all__ = ["ImageSnapshots", "LatentStatistics", "NaNGuard"]
-
-
-def _take(x, n, start=0):
-    """Examples start to start + n of images or of [images, condition(, mask)]."""
-    if isinstance(x, (list, tuple)):
-        return [np.asarray(part)[start : start + n] for part in x]
-    return np.asarray(x)[start : start + n]
 
 
 # ----------------------------------------------------------------- image grids
@@ -73,32 +65,17 @@ def tile_images(images, n_cols, zoom=1, padding=1):
     n, height, width, channels = images.shape
     n_cols = min(n_cols, n)
     n_rows = -(-n // n_cols)
+    cell_height, cell_width = height + padding, width + padding
     grid = np.ones(
-        (
-            n_rows * (height + padding) + padding,
-            n_cols * (width + padding) + padding,
-            channels,
-        ),
-        dtype="float32",
+        (n_rows * cell_height + padding, n_cols * cell_width + padding, channels), "float32"
     )
     for i in range(n):
-        row, col = divmod(i, n_cols)
-        top = padding + row * (height + padding)
-        left = padding + col * (width + padding)
+        top = padding + (i // n_cols) * cell_height
+        left = padding + (i % n_cols) * cell_width
         grid[top : top + height, left : left + width] = images[i]
     if zoom > 1:
         grid = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
     return grid
-
-
-def _save_png(grid, path):
-    from PIL import Image  # installed with matplotlib
-
-    pixels = np.round(grid * 255.0).astype("uint8")
-    if pixels.shape[-1] == 1:
-        Image.fromarray(pixels[..., 0]).save(path)  # mode L
-    else:
-        Image.fromarray(pixels).save(path)  # mode RGB
 
 
 def _summary_writer(log_dir, where):
@@ -185,14 +162,15 @@ class ImageSnapshots(keras.callbacks.Callback):
         self.num_images = _validation.positive_int(num_images, "num_images", where)
         self.n_cols = _validation.positive_int(n_cols, "n_cols", where)
         self.zoom = _validation.positive_int(zoom, "zoom", where)
-        self.x = _take(x, self.num_images)
+        if isinstance(x, (list, tuple)):  # [images, condition(, mask)]
+            self.x = [np.asarray(part)[: self.num_images] for part in x]
+        else:
+            self.x = np.asarray(x)[: self.num_images]
         self.directory = None if directory is None else os.fspath(directory)
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.seed = _validation.seed(seed, where)
         self.written = []  # paths of the PNG files written, in order
-        self._writer = None
-        if self.log_dir is not None:
-            self._writer = _summary_writer(self.log_dir, where)
+        self._writer = None if self.log_dir is None else _summary_writer(self.log_dir, where)
 
     def set_model(self, model):
         check_model(model, "ImageSnapshots")
@@ -218,23 +196,16 @@ class ImageSnapshots(keras.callbacks.Callback):
             samples = model.generate(conditions[cycle % len(conditions)], seed=self.seed)
         else:
             samples = model.generate(self.num_samples, seed=self.seed)
-        z_mean, _ = model.encode(self.x)
-        reconstructions = ops.convert_to_numpy(
-            model.decode([z_mean, self.x[1]] if model.conditional else z_mean)
-        )
-        # Originals and reconstructions in alternating rows of n_cols images.
-        rows = []
-        for start in range(0, images.shape[0], self.n_cols):
-            rows.append(images[start : start + self.n_cols])
-            rows.append(reconstructions[start : start + self.n_cols])
+        _, _, reconstructions = reconstruct(model, self.x)
+        # Originals and reconstructions in alternating rows of n_cols images, a short
+        # last pair of rows padded with white.
         width = min(self.n_cols, images.shape[0])
-        padded = []
-        for row in rows:
-            if row.shape[0] < width:  # a short last pair of rows: pad with white
-                fill = np.ones((width - row.shape[0],) + row.shape[1:], "float32")
-                row = np.concatenate([row, fill])
-            padded.append(row)
-        pairs = np.concatenate(padded)
+        fill = np.ones((-images.shape[0] % width,) + images.shape[1:], "float32")
+        rows = [
+            np.concatenate([a, fill]).reshape((-1, width) + a.shape[1:])
+            for a in (images, reconstructions)
+        ]
+        pairs = np.stack(rows, axis=1).reshape((-1,) + images.shape[1:])
         return {
             "samples": tile_images(samples, self.n_cols, zoom=self.zoom),
             "reconstructions": tile_images(pairs, width, zoom=self.zoom),
@@ -245,10 +216,13 @@ class ImageSnapshots(keras.callbacks.Callback):
             return
         grids = self.grids()
         if self.directory is not None:
+            from PIL import Image  # installed with matplotlib
+
             os.makedirs(self.directory, exist_ok=True)
             for name, grid in grids.items():
                 path = os.path.join(self.directory, f"{name}_epoch_{epoch + 1:04d}.png")
-                _save_png(grid, path)
+                pixels = np.round(grid * 255.0).astype("uint8")  # mode L or RGB
+                Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
                 self.written.append(path)
         if self._writer is not None:
             import tensorflow as tf
@@ -306,15 +280,11 @@ class LatentStatistics(keras.callbacks.Callback):
 
     def __init__(self, x, threshold=0.01, batch_size=None):
         super().__init__()
-        check_examples(x, "LatentStatistics")
-        threshold = _validation.number(
-            threshold, "threshold", "LatentStatistics", non_negative=True
-        )
-        if batch_size is not None:
-            batch_size = _validation.positive_int(batch_size, "batch_size", "LatentStatistics")
+        where = "LatentStatistics"
+        check_examples(x, where)
         self.x = x
-        self.threshold = threshold
-        self.batch_size = batch_size
+        self.threshold = _validation.number(threshold, "threshold", where, non_negative=True)
+        self.batch_size = _validation.integer(batch_size, "batch_size", where, optional=True)
 
     def set_model(self, model):
         check_model(model, "LatentStatistics")

@@ -26,7 +26,6 @@ Salakhutdinov, 2016, trained on MNIST).
 
 import gzip
 import os
-import random
 import warnings
 
 import keras
@@ -72,18 +71,16 @@ def read_idx(path):
     if len(data) < 8:
         raise ValueError(f"{path}: not a valid IDX file (only {len(data)} bytes)")
     magic = int.from_bytes(data[0:4], "big")
-    if magic == _LABELS_MAGIC:
-        dims = [int.from_bytes(data[4:8], "big")]
-    elif magic == _IMAGES_MAGIC:
-        if len(data) < 16:
-            raise ValueError(f"{path}: not a valid IDX image file (header too short)")
-        dims = [int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12)]
-    else:
+    rank = {_LABELS_MAGIC: 1, _IMAGES_MAGIC: 3}.get(magic)
+    if rank is None:
         raise ValueError(
             f"{path}: not a valid IDX file: bad magic number {magic} "
             f"(expected {_IMAGES_MAGIC} for images or {_LABELS_MAGIC} for labels)"
         )
-    header = 4 + 4 * len(dims)
+    header = 4 + 4 * rank
+    if len(data) < header:  # labels have their 8 bytes: checked above
+        raise ValueError(f"{path}: not a valid IDX image file (header too short)")
+    dims = [int.from_bytes(data[i : i + 4], "big") for i in range(4, header, 4)]
     expected = header + int(np.prod(dims))
     if len(data) != expected:
         raise ValueError(
@@ -139,17 +136,17 @@ def _stratified_split(images, labels, train_size, seed=0):
     return (images[train_index], labels[train_index]), (images[test_index], labels[test_index])
 
 
+def _sizes(train, test):
+    return f"{len(train[1]):,} train / {len(test[1]):,} test images"
+
+
 def _load_folder(folder, name):
     """Loads a folder of IDX files; returns (data, description) or raises."""
     has_train = all(_find(folder, stem) for stem in _SPLITS["train"])
     has_test = all(_find(folder, stem) for stem in _SPLITS["test"])
     if has_train and has_test:
         train, test = _read_split(folder, "train"), _read_split(folder, "test")
-        description = (
-            f"{name} from IDX files in {folder}: "
-            f"{len(train[1]):,} train / {len(test[1]):,} test images"
-        )
-        return (train, test), description
+        return (train, test), f"{name} from IDX files in {folder}: {_sizes(train, test)}"
     if has_test:
         images, labels = _read_split(folder, "test")
         train, test = _stratified_split(images, labels, TEST_ONLY_TRAIN_SIZE)
@@ -182,25 +179,17 @@ def _load(name, keras_name, extra_folders=(), return_info=False):
         folder = installed[0] if installed else None
     if folder is not None:
         data, description = _load_folder(folder, name)
-        source = "idx"
     else:
         data, description = _load_keras(name, keras_name)
-        source = "keras"
-    if return_info:
-        (x_train, _), (x_test, _) = data
-        info = {
-            "source": source,
-            "description": description,
-            "n_train": int(x_train.shape[0]),
-            "n_test": int(x_test.shape[0]),
-        }
-        return data, info
-    return data
+    if not return_info:
+        return data
+    (x_train, _), (x_test, _) = data
+    source = "keras" if folder is None else "idx"
+    sizes = {"n_train": int(x_train.shape[0]), "n_test": int(x_test.shape[0])}
+    return data, {"source": source, "description": description, **sizes}
 
 
 def _load_keras(name, keras_name):
-    import keras
-
     try:
         data = getattr(keras.datasets, keras_name).load_data()
     except Exception as error:  # no network, a broken cache, ...
@@ -211,12 +200,7 @@ def _load_keras(name, keras_name):
             "holds the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
             "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not)."
         ) from error
-    (x_train, _), (x_test, _) = data
-    description = (
-        f"{name} from keras.datasets (download cache): "
-        f"{len(x_train):,} train / {len(x_test):,} test images"
-    )
-    return data, description
+    return data, f"{name} from keras.datasets (download cache): {_sizes(*data)}"
 
 
 def load_mnist(return_info=False):
@@ -256,12 +240,7 @@ def load_fashion_mnist(return_info=False):
     Args:
         return_info: Also return the info dict described in `load_mnist`.
     """
-    return _load(
-        "fashion-mnist",
-        "fashion_mnist",
-        extra_folders=(DEBIAN_FASHION_MNIST,),
-        return_info=return_info,
-    )
+    return _load("fashion-mnist", "fashion_mnist", (DEBIAN_FASHION_MNIST,), return_info)
 
 
 # ------------------------------------------------------------- binarization
@@ -284,12 +263,9 @@ def _unit_interval_images(images, where):
     return array
 
 
-def _seed_or_draw(seed, where):
-    if seed is None:
-        # As keras.random.SeedGenerator(None) does: from Python's `random`, which
-        # keras.utils.set_random_seed fixes. NumPy's global state is not used.
-        return random.randint(1, 10**9)
-    return _validation.seed(seed, where)
+def _draw(rng, grey):
+    """One Bernoulli draw per pixel, with the grey level as the probability of a 1."""
+    return (rng.random(grey.shape, dtype="float32") < grey).astype("float32")
 
 
 def binarize(images, seed=None):
@@ -319,8 +295,7 @@ def binarize(images, seed=None):
     [[0.0, 1.0, 0.0, 1.0]]
     """
     images = _unit_interval_images(images, "binarize")
-    rng = np.random.default_rng(_seed_or_draw(seed, "binarize"))
-    return (rng.random(images.shape, dtype="float32") < images).astype("float32")
+    return _draw(np.random.default_rng(_validation.seed_or_draw(seed, "binarize")), images)
 
 
 class DynamicBinarization(keras.utils.PyDataset):
@@ -389,25 +364,21 @@ class DynamicBinarization(keras.utils.PyDataset):
         self.conditions = conditions
         self.batch_size = _validation.positive_int(batch_size, "batch_size", where)
         self.shuffle = bool(shuffle)
-        self.seed = _seed_or_draw(seed, where)
+        self.seed = _validation.seed_or_draw(seed, where)
         self.epoch = 0
 
     def __len__(self):
         return -(-self.images.shape[0] // self.batch_size)
 
-    def _order(self):
-        n = self.images.shape[0]
-        if not self.shuffle:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
-
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"DynamicBinarization: batch {index} of {len(self)}")
-        chosen = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
+        n = self.images.shape[0]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
         grey = self.images[chosen]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        binary = (rng.random(grey.shape, dtype="float32") < grey).astype("float32")
+        binary = _draw(np.random.default_rng([self.seed, self.epoch, index]), grey)
         if self.conditions is None:
             return (binary,)
         return ((binary, self.conditions[chosen]),)

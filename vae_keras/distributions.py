@@ -50,6 +50,7 @@ _CB_TAYLOR_BELOW = 0.2
 
 def _wide(*tensors):
     """The tensors converted and cast to their common dtype, float32 at least."""
+    # map, not comprehensions: this runs in every training step, which keeps few frames
     tensors = list(map(ops.convert_to_tensor, tensors))
     dtype = keras.backend.result_type(*map(operator.attrgetter("dtype"), tensors), "float32")
     for i, tensor in enumerate(tensors):
@@ -164,14 +165,9 @@ def kl_per_dimension(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
         # The closed form with the sign folded in, so the prior gives +0.0, not -0.0.
         return 0.5 * (ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var)
     prior_mean, prior_log_var = prior
-    terms = (
-        ops.exp(z_log_var - prior_log_var)
-        + ops.square(z_mean - prior_mean) * ops.exp(-prior_log_var)
-        - 1.0
-        - z_log_var
-        + prior_log_var
-    )
-    return 0.5 * terms
+    variance_ratio = ops.exp(z_log_var - prior_log_var)
+    distance = ops.square(z_mean - prior_mean) * ops.exp(-prior_log_var)
+    return 0.5 * (variance_ratio + distance - 1.0 - z_log_var + prior_log_var)
 
 
 def log_prior_ratio(z_mean, z_log_var, epsilon, prior_mean=None, prior_log_var=None):
@@ -218,26 +214,24 @@ def bernoulli_log_prob(x, p, from_logits=False):
     return x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p)
 
 
-def _cb_t_and_artanh(p, from_logits):
-    """`t = 1 - 2 lambda` and `artanh(t)`, from probabilities (clipped as Keras does) or logits."""
-    if from_logits:
-        # lambda = sigmoid(l): 1 - 2 lambda = -tanh(l / 2) and artanh(1 - 2 lambda) = -l / 2.
-        return -ops.tanh(0.5 * p), -0.5 * p
-    eps = keras.config.epsilon()
-    p = ops.clip(p, eps, 1.0 - eps)
-    # artanh(1 - 2 lambda) = log((1 - lambda) / lambda) / 2, written so that a small
-    # lambda keeps its digits (1 - 2 lambda would round them away in float32).
-    return 1.0 - 2.0 * p, 0.5 * (ops.log1p(-p) - ops.log(p))
-
-
 def _cb_closed_and_series(p, from_logits):
     """`(small, t, t_safe, artanh_safe)` for the two continuous Bernoulli formulas.
 
-    Where `|t| < 0.2` the Taylor series is used; there `t_safe` and `artanh_safe`
-    are 1, so that the closed forms' 0/0 at t = 0 never reaches a value or a
-    gradient ("double where").
+    `t = 1 - 2 lambda` and `artanh(t)` come from probabilities (clipped as Keras
+    does) or logits. Where `|t| < 0.2` the Taylor series is used; there `t_safe`
+    and `artanh_safe` are 1, so that the closed forms' 0/0 at t = 0 never
+    reaches a value or a gradient ("double where").
     """
-    t, artanh_t = _cb_t_and_artanh(ops.convert_to_tensor(p), from_logits)
+    p = ops.convert_to_tensor(p)
+    if from_logits:
+        # lambda = sigmoid(l): 1 - 2 lambda = -tanh(l / 2) and artanh(1 - 2 lambda) = -l / 2.
+        t, artanh_t = -ops.tanh(0.5 * p), -0.5 * p
+    else:
+        eps = keras.config.epsilon()
+        p = ops.clip(p, eps, 1.0 - eps)
+        # artanh(1 - 2 lambda) = log((1 - lambda) / lambda) / 2, written so that a small
+        # lambda keeps its digits (1 - 2 lambda would round them away in float32).
+        t, artanh_t = 1.0 - 2.0 * p, 0.5 * (ops.log1p(-p) - ops.log(p))
     small = ops.abs(t) < _CB_TAYLOR_BELOW
     ones = ops.ones_like(t)
     return small, t, ops.where(small, ones, t), ops.where(small, ones, artanh_t)

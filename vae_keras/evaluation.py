@@ -21,8 +21,6 @@ All functions take a trained `vk.VAE` or `vk.CVAE` first and NumPy-like data
 (for a CVAE, `[images, labels]`); they run on TensorFlow, JAX and PyTorch.
 """
 
-import random
-
 import keras
 import numpy as np
 from keras import ops
@@ -74,8 +72,7 @@ def _posterior_and_prior(model, images, condition, batch_size):
         posterior = model.encode(chunk if cond is None else [chunk, cond])
         parts.append(_numpy(posterior) + _numpy(model.prior_at(cond)))
     if not parts:
-        d = model.latent_dim
-        return (np.zeros((0, d), "float32"),) * 2, ()
+        return (np.zeros((0, model.latent_dim), "float32"),) * 2, ()
     columns = [np.concatenate(column) for column in zip(*parts)]
     return tuple(columns[:2]), tuple(columns[2:])
 
@@ -97,16 +94,8 @@ def _given_posterior(posterior, n, where):
     return z_mean, z_log_var
 
 
-def _rng(seed, where):
-    if seed is None:
-        # As keras.random.SeedGenerator(None) does: a seed from Python's `random`,
-        # which keras.utils.set_random_seed fixes. NumPy's global state is not used.
-        seed = random.randint(1, 10**9)
-    return np.random.default_rng(_validation.seed(seed, where))
-
-
 # -------------------------------------------------------- log-likelihood
-def _log_px(model, images, z, condition, mask):
+def _log_px(model, images, z, condition, mask, where):
     """log p(x | z) with every constant, `(k * b,)`, for images `(b, ...)` and codes `(k * b, d)`.
 
     With a mask, only the masked pixels are scored (each with its constant).
@@ -116,7 +105,7 @@ def _log_px(model, images, z, condition, mask):
     reconstruction = model.decode(z if condition is None else [z, condition])
     if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
         raise ValueError(
-            f"the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
+            f"{where}: the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
             f"images' shape {tuple(images.shape[1:])}"
         )
     return model.likelihood_distribution.log_prob(
@@ -124,17 +113,17 @@ def _log_px(model, images, z, condition, mask):
     )
 
 
-def _log_px_function(model, n_codes):
+def _log_px_function(model, n_codes, where):
     """`fn(images, z, condition, mask)` computing `_log_px`, jit-compiled on JAX for large jobs."""
     if keras.backend.backend() != "jax" or n_codes < _JIT_MIN_CODES:
-        return lambda *arguments: _log_px(model, *arguments)
+        return lambda *arguments: _log_px(model, *arguments, where)
     import jax
 
     variables = list(model.decoder.variables)
 
     def pure(values, *arguments):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            return _log_px(model, *arguments)
+            return _log_px(model, *arguments, where)
 
     jitted = jax.jit(pure)
     values = [v.value for v in variables]
@@ -166,23 +155,22 @@ def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=Non
     Returns:
         A float64 NumPy array of shape `(n, num_samples)`.
     """
-    where = "log_importance_weights"
     return _log_weights_reduced(
-        model, x, num_samples, batch_size, seed, posterior, where, reduce=False
+        model, x, num_samples, batch_size, seed, posterior, "log_importance_weights", reduce=False
     )
 
 
 def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, where, reduce):
     num_samples = _validation.positive_int(num_samples, "num_samples", where)
     images, condition, mask, batch_size = _checked(model, x, where, batch_size)
-    rng = _rng(seed, where)
+    rng = np.random.default_rng(_validation.seed_or_draw(seed, where))
     n = images.shape[0]
     (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, batch_size)
     if posterior is not None:
         z_mean, z_log_var = _given_posterior(posterior, n, where)
     latent_dim = z_mean.shape[1]
     # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
-    log_px_fn = _log_px_function(model, n * num_samples)
+    log_px_fn = _log_px_function(model, n * num_samples, where)
     examples = max(1, min(n, batch_size // num_samples)) if n else 1
     num_chunks = -(-num_samples // max(1, batch_size // examples))
     draws = -(-num_samples // num_chunks)  # balanced chunks: fewer distinct shapes
@@ -197,12 +185,7 @@ def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, whe
             z = distributions.reparameterize(
                 objective.tile(z_mean[rows], k), objective.tile(z_log_var[rows], k), eps
             )
-            try:
-                log_px = log_px_fn(ops.convert_to_tensor(images[rows]), z, *part)
-            except ValueError as error:
-                if "decoder's output shape" not in str(error):
-                    raise
-                raise ValueError(f"{where}: {error}") from None
+            log_px = log_px_fn(ops.convert_to_tensor(images[rows]), z, *part)
             chunk_prior = tuple(p[rows] for p in prior)
             w = objective.log_weights(log_px, z_mean[rows], z_log_var[rows], eps, chunk_prior, k)
             weights.append(ops.convert_to_numpy(w).astype("float64").T)  # (b, k)
@@ -357,45 +340,36 @@ def active_units(model, x, threshold=0.01, batch_size=None):
 
 
 # ------------------------------------------------- per-example inference
-class _Frozen:
-    """A plain holder for a model that must not be tracked as a sub-layer."""
-
-    def __init__(self, model):
-        self.model = model
-
-
 class _PerExamplePosterior(keras.Model):
     """q(z | x_i) = N(mean_i, diag(exp(log_var_i))) with free parameters per example."""
 
     def __init__(self, vae, z_mean, z_log_var, num_samples, seed, prior=()):
         super().__init__(name="per_example_posterior")
         self._prior = prior  # p(z | c_i) as NumPy (mean, log_var), or () for N(0, I)
-        # Held in a plain object, so Keras does not track the VAE's weights as this
+        # Set past Keras' attribute tracking, so the VAE's weights are not this
         # model's own: only the per-example parameters below are trained.
-        self._frozen = _Frozen(vae)
+        object.__setattr__(self, "_vae", vae)
         self._num_samples = num_samples
-        self.z_mean = self.add_weight(
-            shape=z_mean.shape, initializer=keras.initializers.Constant(z_mean), name="z_mean"
-        )
-        self.z_log_var = self.add_weight(
-            shape=z_log_var.shape,
-            initializer=keras.initializers.Constant(z_log_var),
-            name="z_log_var",
-        )
+        for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
+            initializer = keras.initializers.Constant(value)
+            setattr(
+                self, name, self.add_weight(shape=value.shape, initializer=initializer, name=name)
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
         return inputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        vae = self._frozen.model
+        vae = self._vae
         images, condition = x
         k = self._num_samples
         n, d = self.z_mean.shape
         eps = keras.random.normal((k * n, d), seed=self.seed_generator)
         mean, log_var = objective.tile(self.z_mean, k), objective.tile(self.z_log_var, k)
         z = distributions.reparameterize(mean, log_var, eps)
-        log_px = _log_px(vae, images, z, condition if vae.conditional else None, None)
+        condition = condition if vae.conditional else None
+        log_px = _log_px(vae, images, z, condition, None, "optimize_posterior")
         kl = distributions.kl_divergence(self.z_mean, self.z_log_var, *self._prior)
         # Sum (not mean) over examples: each example's parameters get the gradient
         # of its own negative ELBO, whatever n is.

@@ -36,19 +36,6 @@ from vae_keras.models import CVAE, VAE
 __all__ = ["export_serving"]
 
 
-def _tf():
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
-            "Save the model with model.save('model.keras'), load it in a process started with "
-            "KERAS_BACKEND=tensorflow and export it there; received "
-            f"backend={keras.backend.backend()!r}"
-        )
-    import tensorflow as tf
-
-    return tf
-
-
 def export_serving(model, filepath):
     """Writes `encode`, `decode` and `generate` endpoints of a model as one SavedModel.
 
@@ -78,7 +65,15 @@ def export_serving(model, filepath):
     ...     print((3, 28, 28, 1))
     (3, 28, 28, 1)
     """
-    tf = _tf()
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
+            "Save the model with model.save('model.keras'), load it in a process started with "
+            "KERAS_BACKEND=tensorflow and export it there; received "
+            f"backend={keras.backend.backend()!r}"
+        )
+    import tensorflow as tf
+
     if not isinstance(model, (VAE, CVAE)):
         raise TypeError(
             "export_serving: model must be a vk.VAE or vk.CVAE; received model of type "
@@ -99,8 +94,10 @@ def export_serving(model, filepath):
     images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
 
-    def posterior(outputs):
-        z_mean, z_log_var = outputs
+    def encode(images, condition=None):
+        z_mean, z_log_var = encoder(
+            images if condition is None else [images, condition], training=False
+        )
         return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
 
     def generate(n, seed, condition=None):
@@ -133,7 +130,7 @@ def export_serving(model, filepath):
 
         archive.add_endpoint(
             "encode",
-            lambda images, c: posterior(encoder([images, network_input(c)], training=False)),
+            lambda images, c: encode(images, network_input(c)),
             input_signature=[images_spec, spec],
         )
         archive.add_endpoint(
@@ -145,11 +142,7 @@ def export_serving(model, filepath):
             input_signature=[spec, seed_spec],
         )
     else:
-        archive.add_endpoint(
-            "encode",
-            lambda images: posterior(encoder(images, training=False)),
-            input_signature=[images_spec],
-        )
+        archive.add_endpoint("encode", encode, input_signature=[images_spec])
         archive.add_endpoint("decode", decode, input_signature=[z_spec])
         archive.add_endpoint(
             "generate", generate, input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec]

@@ -18,11 +18,15 @@ __all__ = ["NaNGuard"]
 _FLOAT32_EXP_LIMIT = math.log(np.finfo("float32").max)
 
 
-def _reconstruct(model, x):
+def reconstruct(model, x):
     """`(z_mean, z_log_var, mean reconstruction)` of `x` as NumPy (the mask, if any, unused)."""
     z_mean, z_log_var = model.encode(x)
     decoded = model.decode([z_mean, x[1]] if model.conditional else z_mean)
     return tuple(ops.convert_to_numpy(t) for t in (z_mean, z_log_var, decoded))
+
+
+def _variable_groups(model):
+    return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
 
 
 # ------------------------------------------------------------------- NaN guard
@@ -31,23 +35,13 @@ class _Snapshot:
 
     def __init__(self, model):
         state = getattr(model, "_jax_state", None)
-        if (
-            keras.backend.backend() == "jax"
-            and state
-            and not getattr(model, "_jax_state_synced", True)
-        ):
+        unsynced = state and not getattr(model, "_jax_state_synced", True)
+        if keras.backend.backend() == "jax" and unsynced:
             # JAX's fit keeps the current values outside the variables between syncs.
-            groups = (
-                state["trainable_variables"],
-                state["non_trainable_variables"],
-                state["optimizer_variables"],
-            )
+            kinds = ("trainable_variables", "non_trainable_variables", "optimizer_variables")
+            groups = [state[kind] for kind in kinds]
         else:
-            groups = (
-                model.trainable_variables,
-                model.non_trainable_variables,
-                model.optimizer.variables,
-            )
+            groups = _variable_groups(model)
         self.values = tuple(
             [np.array(ops.convert_to_numpy(value), copy=True) for value in group]
             for group in groups
@@ -65,23 +59,12 @@ class _Snapshot:
     def restore(self, model):
         if keras.backend.backend() == "jax":
             model.jax_state_sync()
-        groups = (
-            model.trainable_variables,
-            model.non_trainable_variables,
-            model.optimizer.variables,
-        )
-        for variables, values in zip(groups, self.values):
+        for variables, values in zip(_variable_groups(model), self.values):
             for variable, value in zip(variables, values):
                 variable.assign(value)
 
 
 _TERMS = ("reconstruction_loss", "kl_loss", "loss")
-
-
-def _largest(array):
-    array = np.asarray(array, dtype="float64")
-    finite = array[np.isfinite(array)]
-    return float(np.max(np.abs(finite))) if finite.size else float("nan")
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -155,8 +138,9 @@ class NaNGuard(keras.callbacks.Callback):
         if x is not None:
             check_examples(x, "NaNGuard")
         self.x = x
+        where = "NaNGuard"
         self.max_replay_steps = _validation.positive_int(
-            max_replay_steps, "max_replay_steps", "NaNGuard"
+            max_replay_steps, "max_replay_steps", where
         )
         if verbose not in (0, 1):
             raise ValueError(f"NaNGuard: verbose must be 0 or 1; received verbose={verbose!r}")
@@ -229,28 +213,24 @@ class NaNGuard(keras.callbacks.Callback):
                 f"{self.stopped_step} ({_join(snapshot.non_finite[:3])}"
                 f"{', ...' if len(snapshot.non_finite) > 3 else ''})"
             )
-        lines = [
+        stopped = (
             f"NaNGuard: training stopped: {found}; the first non-finite value came {window}. "
             f"The weights and optimizer state of step {self.restored_step}, the last "
             "finite ones, are restored."
-        ]
-        learning_rate = _learning_rate(model)
-        beta = _beta(model)
-        settings = f"learning rate {learning_rate:.3g}"
-        if beta is not None:
-            settings += f", beta {beta:.3g}"
+        )
+        beta = float(ops.convert_to_numpy(model.current_beta()))
+        settings = f"learning rate {_learning_rate(model):.3g}, beta {beta:.3g}"
         if self.x is None:
-            lines.append(
-                f"Settings: {settings}. Give NaNGuard(x=...) a batch of training images to "
-                "find which quantity diverged first."
+            return (
+                f"{stopped}\nSettings: {settings}. Give NaNGuard(x=...) a batch of training "
+                "images to find which quantity diverged first."
             )
-            return "\n".join(lines)
         finding = self._replay()
         self._snapshot.restore(model)
         self.first_non_finite = finding["name"]
-        lines.append(finding["text"])
-        lines.append(f"Likeliest cause: {finding['cause']} (with {settings}).")
-        return "\n".join(lines)
+        return (
+            f"{stopped}\n{finding['text']}\nLikeliest cause: {finding['cause']} (with {settings})."
+        )
 
     def _replay(self):
         """Trains on `x` from the restored state, checking each quantity after each step."""
@@ -260,13 +240,17 @@ class NaNGuard(keras.callbacks.Callback):
         previous = None
         try:
             for updates in range(self.max_replay_steps + 1):
-                z_mean, z_log_var, reconstruction = _reconstruct(model, self.x)
+                z_mean, z_log_var, reconstruction = reconstruct(model, self.x)
                 for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
                     if not np.all(np.isfinite(value)):
                         return _finding(name, updates, previous, learning_rate)
                 if not np.all(np.isfinite(reconstruction)):
                     return _finding("reconstruction", updates, previous, learning_rate)
-                current = {"z_mean": _largest(z_mean), "z_log_var": float(np.max(z_log_var))}
+                # z_mean and z_log_var are finite here
+                current = {
+                    "z_mean": float(np.max(np.abs(z_mean))),
+                    "z_log_var": float(np.max(z_log_var)),
+                }
                 if current["z_log_var"] > _FLOAT32_EXP_LIMIT:
                     return _finding(
                         "z_log_var_overflow", updates, previous, learning_rate, value=current
@@ -310,10 +294,6 @@ def _learning_rate(model):
         return float("nan")
 
 
-def _beta(model):
-    return float(ops.convert_to_numpy(model.current_beta()))
-
-
 def _finding(name, updates, before, learning_rate, logs=None, value=None, now=False):
     """Text and likeliest cause for the first non-finite quantity of the replay.
 
@@ -335,18 +315,19 @@ def _finding(name, updates, before, learning_rate, logs=None, value=None, now=Fa
         )
     exploding = largest_log_var is not None and largest_log_var > 0.5 * _FLOAT32_EXP_LIMIT
     where = f"after {updates} replay update{'s' if updates != 1 else ''}"
+    exploding_log_var = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
     if name in ("z_mean", "z_log_var"):
         text = f"the encoder's output {name} became non-finite first, {where}.{context}"
         cause = f"the encoder's weights diverged; {lower}"
         if name == "z_log_var" and exploding:
-            cause = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
+            cause = exploding_log_var
     elif name == "z_log_var_overflow":
         name = "z_log_var"
         text = (
             f"z_log_var reached {value['z_log_var']:.3g} {where}, past {_FLOAT32_EXP_LIMIT:.1f} "
             f"where exp(z_log_var) overflows float32.{context}"
         )
-        cause = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
+        cause = exploding_log_var
     elif name == "reconstruction":
         text = f"the decoder's output became non-finite first, {where}.{context}"
         cause = f"the decoder's weights diverged; {lower}"

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from vae_keras._inputs import shapes_differ
 from vae_keras.distributions import reparameterize
 
 __all__ = ["Sampling", "sampling"]
@@ -18,9 +19,7 @@ def _check_pair(inputs, where):
         )
     z_mean, z_log_var = inputs
     mean_shape, log_var_shape = tuple(z_mean.shape), tuple(z_log_var.shape)
-    if len(mean_shape) != len(log_var_shape) or any(
-        a is not None and b is not None and a != b for a, b in zip(mean_shape, log_var_shape)
-    ):
+    if shapes_differ(mean_shape, log_var_shape):
         raise ValueError(
             f"{where}: z_mean and z_log_var must have the same shape; "
             f"received {mean_shape} and {log_var_shape}"

@@ -263,19 +263,18 @@ class CVAE(LatentVariableModel):
         importance_samples=1,
         **kwargs,
     ):
-        if num_classes is not None:
-            num_classes = _validation.positive_int(num_classes, "num_classes", "CVAE")
-        self.num_classes = num_classes
+        self.num_classes = _validation.integer(num_classes, "num_classes", "CVAE", optional=True)
+        # LatentVariableModel's arguments, in its order
         super().__init__(
             encoder,
             decoder,
-            beta=beta,
-            seed=seed,
-            likelihood=likelihood,
-            free_bits=free_bits,
-            sigma=sigma,
-            importance_samples=importance_samples,
-            _prior=prior,
+            beta,
+            seed,
+            likelihood,
+            free_bits,
+            sigma,
+            importance_samples,
+            prior,
             **kwargs,
         )
 

@@ -10,7 +10,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from vae_keras.widgets import as_images, decode, latent_explorer
+from vae_keras.widgets import as_images, decode, latent_explorer, scatter_by_label
 
 __all__ = [
     "image_grid",
@@ -21,6 +21,11 @@ __all__ = [
     "plot_latent_manifold",
     "plot_history",
     "save_figure",
+    # evaluating a trained VAE
+    "plot_log_likelihood_vs_k",
+    "plot_kl_per_dimension",
+    "plot_rate_distortion",
+    "plot_latent_traversal",
 ]
 
 
@@ -28,6 +33,20 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _figure(ax, figsize):
+    """`(figure, axes)`: a new figure of `figsize`, or the figure of the given axes."""
+    if ax is None:
+        return _pyplot().subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def _titled(fig, ax, title):
+    """The figure, once the axes have their title (if one is given)."""
+    if title:
+        ax.set_title(title)
+    return fig
 
 
 def image_grid(
@@ -58,10 +77,8 @@ def image_grid(
         n_rows, n_cols, figsize=(cell_size * n_cols, cell_size * n_rows), squeeze=False
     )
     for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        ax.set(xticks=[], yticks=[])
+        ax.spines[:].set_visible(False)
         if i < n:
             ax.imshow(images[i], cmap=cmap, vmin=0, vmax=max(1.0, float(images.max())))
             if titles is not None:
@@ -89,7 +106,6 @@ def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, a
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
     z = np.asarray(z)
     labels = np.asarray(labels).reshape(-1)
     if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] != labels.shape[0]:
@@ -97,22 +113,12 @@ def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, a
             f"plot_latent_scatter: expected z of shape (n, >=2) and n labels; "
             f"received z of shape {z.shape} and labels of shape {labels.shape}"
         )
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 5.5))
-    else:
-        fig = ax.figure
-    cmap = plt.get_cmap("tab10")
-    for cls in np.unique(labels):
-        mask = labels == cls
-        name = class_names[int(cls)] if class_names is not None else str(cls)
-        ax.scatter(z[mask, 0], z[mask, 1], s=s, alpha=alpha, color=cmap(int(cls) % 10), label=name)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    fig, ax = _figure(ax, (6, 5.5))
+    scatter_by_label(ax, z, labels, class_names, s=s, alpha=alpha)
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
     # Outside the axes, on the right: a legend inside would hide some of the points.
     ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    if title:
-        ax.set_title(title)
-    return fig
+    return _titled(fig, ax, title)
 
 
 def latent_grid(n=20, quantile_range=(0.05, 0.95)):
@@ -164,15 +170,11 @@ def plot_latent_manifold(
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
     z, values = latent_grid(n, quantile_range)
     images = as_images(decode(decoder, z, labels=label, num_classes=num_classes))
     h, w = images.shape[1:]
     canvas = images.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 7))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (7, 7))
     ax.imshow(canvas, cmap="gray_r", extent=(0, n * w, 0, n * h))
     # Ticks at round values of z (and at both ends of the grid), placed where they fall
     # on the quantile grid: the labels are evenly spaced numbers, their spacing on the
@@ -186,11 +188,8 @@ def plot_latent_manifold(
     labels = [f"{v:.2f}" if v in ends else f"{v:g}" for v in tick_values]
     ax.set_xticks(positions, labels)
     ax.set_yticks(positions, labels)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
-    if title:
-        ax.set_title(title)
-    return fig
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    return _titled(fig, ax, title)
 
 
 _METRIC_TITLES = {
@@ -241,9 +240,8 @@ def plot_history(
         name = _METRIC_TITLES.get(key, key.replace("_", " "))
         if key == "loss" and not any(b != 1 for b in logs.get("beta", [1])):
             name = "loss (reconstruction + KL)"  # no beta in a title where beta was always 1
-        ax.set_title(name)
-        ax.set_xlabel("epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})")
-        ax.set_ylabel("" if key == "beta" else "nats per image")
+        xlabel = "epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})"
+        ax.set(title=name, xlabel=xlabel, ylabel="" if key == "beta" else "nats per image")
         ax.legend()
     if title:
         fig.suptitle(title)
@@ -260,12 +258,6 @@ def save_figure(fig, name, directory="images", dpi=110):
 
 
 # ------------------------------------------------- evaluating a trained VAE
-__all__ += [
-    "plot_log_likelihood_vs_k",
-    "plot_kl_per_dimension",
-    "plot_rate_distortion",
-    "plot_latent_traversal",
-]
 
 
 def plot_log_likelihood_vs_k(
@@ -285,7 +277,6 @@ def plot_log_likelihood_vs_k(
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
     ks = np.asarray(ks, dtype="float64").reshape(-1)
     estimates = np.asarray(estimates, dtype="float64").reshape(-1)
     if ks.size == 0 or ks.shape != estimates.shape or np.any(ks < 1):
@@ -300,28 +291,16 @@ def plot_log_likelihood_vs_k(
                 f"plot_log_likelihood_vs_k: one standard error per K expected; received "
                 f"{stderrs.shape} for {ks.shape[0]} values of K"
             )
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (5.5, 3.8))
     line = ax.errorbar(ks, estimates, yerr=stderrs, marker="o", ms=4, capsize=3, label=label)
     if elbo is not None:
-        color = line[0].get_color()
-        ax.axhline(
-            float(elbo),
-            ls="--",
-            lw=1,
-            color=color,
-            label=None if label is None else f"{label}: ELBO",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("K, importance samples per image")
+        elbo_label = None if label is None else f"{label}: ELBO"
+        ax.axhline(float(elbo), ls="--", lw=1, color=line[0].get_color(), label=elbo_label)
+    ax.set(xscale="log", xlabel="K, importance samples per image")
     ax.set_ylabel("$\\mathcal{L}_K$ (nats per image)")
     if label is not None:
         ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return fig
+    return _titled(fig, ax, title)
 
 
 def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
@@ -336,7 +315,6 @@ def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
     series = dict(kl) if isinstance(kl, dict) else {None: kl}
     if not series:
         raise ValueError("plot_kl_per_dimension: nothing to plot")
@@ -344,23 +322,17 @@ def plot_kl_per_dimension(kl, ax=None, title=None, sort=False):
     width = max(v.size for v in series.values())
     if width == 0:
         raise ValueError("plot_kl_per_dimension: received an empty KL array")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(min(11.0, max(4.0, 0.25 * width * len(series) + 2)), 3.2))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (min(11.0, max(4.0, 0.25 * width * len(series) + 2)), 3.2))
     bar = 0.8 / len(series)
     for i, (name, values) in enumerate(series.items()):
         values = np.sort(values)[::-1] if sort else values
         positions = np.arange(values.size) + (i - (len(series) - 1) / 2) * bar
         ax.bar(positions, values, width=bar, label=name)
     ax.set_xticks(np.arange(width), [str(j + 1) for j in range(width)] if not sort else [])
-    ax.set_xlabel("latent dimension, by KL" if sort else "latent dimension")
-    ax.set_ylabel("KL (nats)")
+    ax.set(xlabel="latent dimension, by KL" if sort else "latent dimension", ylabel="KL (nats)")
     if len(series) > 1 or None not in series:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the bars
-    if title:
-        ax.set_title(title)
-    return fig
+    return _titled(fig, ax, title)
 
 
 def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
@@ -380,7 +352,6 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
     rates = np.asarray(rates, dtype="float64").reshape(-1)
     distortions = np.asarray(distortions, dtype="float64").reshape(-1)
     if rates.size == 0 or rates.shape != distortions.shape:
@@ -390,10 +361,7 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
         )
     if labels is not None and len(labels) != rates.size:
         raise ValueError(f"plot_rate_distortion: {len(labels)} labels for {rates.size} points")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (5.5, 4.2))
     ax.plot(rates, distortions, "o-", ms=5)
     span = np.array([0.0, max(rates.max(), 1e-9) * 1.1])
     best = float(np.min(rates + distortions))
@@ -408,11 +376,8 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     low, high = distortions.min(), distortions.max()
     pad = 0.08 * max(high - low, 1.0)
     ax.set_ylim(low - pad, high + pad)
-    ax.set_xlabel("rate: KL term (nats per image)")
-    ax.set_ylabel("distortion: reconstruction (nats)")
-    if title:
-        ax.set_title(title)
-    return fig
+    ax.set(xlabel="rate: KL term (nats per image)", ylabel="distortion: reconstruction (nats)")
+    return _titled(fig, ax, title)
 
 
 def plot_latent_traversal(

@@ -52,7 +52,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_steps = _validation.positive_int(warmup_steps, "warmup_steps", "LinearWarmup")
         self.start = _validation.number(start, "start", "LinearWarmup", non_negative=True)
         self.end = _validation.number(end, "end", "LinearWarmup", non_negative=True)
-        self.delay = _validation.non_negative_int(delay, "delay", "LinearWarmup")
+        self.delay = _validation.integer(delay, "delay", "LinearWarmup", minimum=0)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -60,12 +60,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return self.start + (self.end - self.start) * progress
 
     def get_config(self):
-        return {
-            "warmup_steps": self.warmup_steps,
-            "start": self.start,
-            "end": self.end,
-            "delay": self.delay,
-        }
+        return {key: getattr(self, key) for key in ("warmup_steps", "start", "end", "delay")}
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -103,10 +98,8 @@ class CyclicalAnnealing(keras.optimizers.schedules.LearningRateSchedule):
         self.ratio = ratio
         self.start = _validation.number(start, "start", "CyclicalAnnealing", non_negative=True)
         self.end = _validation.number(end, "end", "CyclicalAnnealing", non_negative=True)
-        self.num_cycles = (
-            None
-            if num_cycles is None
-            else _validation.positive_int(num_cycles, "num_cycles", "CyclicalAnnealing")
+        self.num_cycles = _validation.integer(
+            num_cycles, "num_cycles", "CyclicalAnnealing", optional=True
         )
 
     def __call__(self, step):
@@ -119,10 +112,5 @@ class CyclicalAnnealing(keras.optimizers.schedules.LearningRateSchedule):
         return self.start + (self.end - self.start) * progress
 
     def get_config(self):
-        return {
-            "cycle_steps": self.cycle_steps,
-            "ratio": self.ratio,
-            "start": self.start,
-            "end": self.end,
-            "num_cycles": self.num_cycles,
-        }
+        keys = ("cycle_steps", "ratio", "start", "end", "num_cycles")
+        return {key: getattr(self, key) for key in keys}

@@ -16,7 +16,7 @@ from keras import ops
 
 from vae_keras._inputs import one_hot
 
-__all__ = ["latent_explorer", "as_images", "decode"]
+__all__ = ["latent_explorer", "as_images", "decode", "scatter_by_label"]
 
 
 def as_images(images):
@@ -54,6 +54,21 @@ def decode(decoder, z, labels=None, num_classes=None):
     labels = np.broadcast_to(np.asarray(labels, dtype="int64"), (z.shape[0],))
     labels = ops.convert_to_numpy(one_hot(labels, num_classes, "float32"))
     return ops.convert_to_numpy(decoder([z, labels], training=False))
+
+
+def scatter_by_label(ax, z, labels, class_names=None, **kwargs):
+    """Scatters the codes `z[:, :2]` on `ax`, one tab10 colour and legend entry per label.
+
+    `class_names[label]` names a label in the legend (the label itself without
+    them); `kwargs` go to `ax.scatter` (`s`, `alpha`, ...).
+    """
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    for cls in np.unique(labels):
+        mask = labels == cls
+        name = str(cls) if class_names is None else str(class_names[int(cls)])
+        ax.scatter(z[mask, 0], z[mask, 1], color=cmap(int(cls) % 10), label=name, **kwargs)
 
 
 # Five codes on the diagonal of the plane: from one corner of the prior's mass to the other.
@@ -179,45 +194,22 @@ class _Explorer:
 
     def draw_plane(self, ax, s=3, alpha=0.35):
         """The encoded images (if any) on the plane, clipped to z_range."""
-        import matplotlib.pyplot as plt
-
         if self.z is not None:
             if self.labels is None:
                 ax.scatter(self.z[:, 0], self.z[:, 1], s=s, alpha=alpha, color="0.5", lw=0)
             else:
-                cmap = plt.get_cmap("tab10")
-                for cls in np.unique(self.labels):
-                    mask = self.labels == cls
-                    ax.scatter(
-                        self.z[mask, 0],
-                        self.z[mask, 1],
-                        s=s,
-                        alpha=alpha,
-                        lw=0,
-                        color=cmap(int(cls) % 10),
-                        label=self.name(cls),
-                    )
+                scatter_by_label(ax, self.z, self.labels, self.class_names, s=s, alpha=alpha, lw=0)
                 ax.legend(markerscale=3, fontsize=7, ncol=2, loc="upper right", framealpha=0.8)
-        ax.set_xlim(*self.z_range)
-        ax.set_ylim(*self.z_range)
-        ax.set_aspect("equal")
-        ax.set_xlabel("$z_1$")
-        ax.set_ylabel("$z_2$")
+        ax.set(xlim=self.z_range, ylim=self.z_range, aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
 
     # ------------------------------------------------------------- static figure
     def figure(self):
         import matplotlib.pyplot as plt
 
-        k = self.codes.shape[0]
-        if self.num_classes is None:
-            images = self.decode(self.codes)
-            n_rows, n_cols = k, 1
-        else:
-            # Every code under every label, row by row, in one call.
-            z = np.repeat(self.codes, self.num_classes, axis=0)
-            labels = np.tile(np.arange(self.num_classes), k)
-            images = self.decode(z, labels)
-            n_rows, n_cols = k, self.num_classes
+        # Every code (under every label, for a CVAE), row by row, in one call.
+        n_rows, n_cols = self.codes.shape[0], self.num_classes or 1
+        labels = None if self.num_classes is None else np.tile(np.arange(n_cols), n_rows)
+        images = self.decode(np.repeat(self.codes, n_cols, axis=0), labels)
         cell = min(1.1, 5.0 / n_rows)
         fig = plt.figure(figsize=(5.2 + cell * n_cols + 0.6, max(5.0, cell * n_rows + 0.6)))
         grid = fig.add_gridspec(n_rows, n_cols + 1, width_ratios=[5.0 / cell] + [1.0] * n_cols)
@@ -232,8 +224,7 @@ class _Explorer:
             for j in range(n_cols):
                 ax = fig.add_subplot(grid[i, j + 1])
                 ax.imshow(images[i * n_cols + j], cmap="gray_r", vmin=0.0, vmax=1.0)
-                ax.set_xticks([])
-                ax.set_yticks([])
+                ax.set(xticks=[], yticks=[])
                 if self.num_classes is None:
                     z1, z2 = self.codes[i]
                     ax.set_title(f"{_CODE_NAMES[i]}: ({z1:.1f}, {z2:.1f})", fontsize=8)
@@ -286,10 +277,11 @@ class _Explorer:
             image.value = _png(np.kron(decoded, np.ones((8, 8), dtype=decoded.dtype)), "gray_r")
             plane_image.value = plane.png(z[0])
 
-        for control in [*sliders, *([label] if label is not None else [])]:
+        controls = sliders + ([label] if label is not None else [])
+        for control in controls:
             control.observe(redraw, names="value")
         redraw()
-        controls = widgets.VBox([*sliders, *([label] if label is not None else []), image])
+        controls = widgets.VBox([*controls, image])
         box = widgets.HBox([plane_image, controls])
         box.z1, box.z2, box.label = sliders[0], sliders[1], label
         box.image, box.plane = image, plane_image
@@ -329,8 +321,6 @@ def _png(array, cmap=None):
     import matplotlib.image
 
     buffer = io.BytesIO()
-    if cmap is None:
-        matplotlib.image.imsave(buffer, array, format="png")
-    else:
-        matplotlib.image.imsave(buffer, array, format="png", cmap=cmap, vmin=0.0, vmax=1.0)
+    colours = {} if cmap is None else {"cmap": cmap, "vmin": 0.0, "vmax": 1.0}
+    matplotlib.image.imsave(buffer, array, format="png", **colours)
     return buffer.getvalue()
