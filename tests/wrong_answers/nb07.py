@@ -1,14 +1,14 @@
 """Typical wrong answers to the exercises of notebook 07: each is a whole solution cell."""
 
-_HIDE = '''
+_HIDE = """
 def hide_left_half(images):
     mask = np.zeros(images.shape, "float32")
     {mask_line}
     condition = {condition}
     return condition, mask
-'''
+"""
 
-_WEIGHT = '''
+_WEIGHT = """
 def conditional_log_weight(log_px, z, z_mean, z_log_var, prior_mean, prior_log_var):
     def log_normal(z, mean, log_var, constant=True):
         terms = log_var + (z - mean) ** 2 / np.exp(log_var)
@@ -17,9 +17,9 @@ def conditional_log_weight(log_px, z, z_mean, z_log_var, prior_mean, prior_log_v
         return -0.5 * np.sum(terms, axis=-1)
 
     return {result}
-'''
+"""
 
-_PAIRED = '''
+_PAIRED = """
 def paired_difference(log_weights_a, log_weights_b):
     def minus_l_k(weights):
         {l_k}
@@ -29,7 +29,7 @@ def paired_difference(log_weights_a, log_weights_b):
     difference = float(np.mean(per_digit))
     standard_error = {se}
     return difference, standard_error
-'''
+"""
 _STABLE = (
     "top = weights.max(axis=1, keepdims=True); "
     "return -(top[:, 0] + np.log(np.mean(np.exp(weights - top), axis=1)))"
@@ -54,13 +54,13 @@ WRONG = {
             condition='np.where(mask == 1, -1.0, images).astype("float32")',
         ),
         # one mask for all the images
-        '''
+        """
 def hide_left_half(images):
     mask = np.zeros(images.shape[1:], "float32")
     mask[:, : images.shape[2] // 2] = 1.0
     condition = np.where(mask == 1, -1.0, images).astype("float32")
     return condition, mask
-''',
+""",
     ],
     "07.conditional_log_weight": [
         # the prior N(0, I), whatever the condition
@@ -77,14 +77,14 @@ def hide_left_half(images):
             " - log_normal(z, z_mean, z_log_var)"
         ),
         # the standard deviation where the variance belongs
-        '''
+        """
 def conditional_log_weight(log_px, z, z_mean, z_log_var, prior_mean, prior_log_var):
     def log_normal(z, mean, log_var):
         terms = np.log(2 * np.pi) + log_var + (z - mean) ** 2 / np.exp(0.5 * log_var)
         return -0.5 * np.sum(terms, axis=-1)
 
     return log_px + log_normal(z, prior_mean, prior_log_var) - log_normal(z, z_mean, z_log_var)
-''',
+""",
         # log_px left out
         _WEIGHT.format(
             result="log_normal(z, prior_mean, prior_log_var) - log_normal(z, z_mean, z_log_var)"

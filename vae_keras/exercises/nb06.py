@@ -101,7 +101,9 @@ def free_bits(term):
         rtol=1e-6,
         atol=1e-8,
     )
-    return "matches vk.objective.free_bits_term on a batch of 32 with 8 dimensions, 3 below the floor"
+    return (
+        "matches vk.objective.free_bits_term on a batch of 32 with 8 dimensions, 3 below the floor"
+    )
 
 
 @exercise("06.cyclical_beta")
@@ -130,4 +132,6 @@ def cyclical_beta(beta):
             f"{theirs[step]:.3g}, yours is {ours[step]:.3g}; each cycle starts at 0 and rises "
             "linearly over the first ratio * cycle_steps steps"
         )
-    return "matches vk.CyclicalAnnealing step by step for four schedules, with and without num_cycles"
+    return (
+        "matches vk.CyclicalAnnealing step by step for four schedules, with and without num_cycles"
+    )

@@ -134,9 +134,7 @@ def paired_difference(function):
     log_weights_b = -difficulty - rng.normal(4.0, 2.0, size=(n, 1)) + rng.normal(0.0, 3.0, (n, k))
     nll_a, nll_b = _minus_l_k(log_weights_a), _minus_l_k(log_weights_b)
     per_digit = nll_a - nll_b
-    difference, se = _pair(
-        function(log_weights_a.copy(), log_weights_b.copy()), "your function"
-    )
+    difference, se = _pair(function(log_weights_a.copy(), log_weights_b.copy()), "your function")
     difference = as_array(difference, "the difference")
     se = as_array(se, "the standard error")
     if difference.shape != () or se.shape != ():
@@ -176,10 +174,17 @@ def paired_difference(function):
             "differences"
         )
     if np.isclose(se, per_digit.std(ddof=1), rtol=0.03):
-        raise NotYet("that is the spread of the differences; the standard error of their mean "
-                     "is smaller")
-    expect_close(se, reference, "your standard error is not that of the mean per-digit "
-                 "difference", rtol=0.03, atol=0.0, what="your standard error")
+        raise NotYet(
+            "that is the spread of the differences; the standard error of their mean is smaller"
+        )
+    expect_close(
+        se,
+        reference,
+        "your standard error is not that of the mean per-digit difference",
+        rtol=0.03,
+        atol=0.0,
+        what="your standard error",
+    )
     return (
         f"the mean difference of -L_K over {n} paired rows and its standard error "
         f"({reference:.2f} here, against {unpaired:.2f} if the pairs were ignored)"
