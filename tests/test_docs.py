@@ -137,7 +137,14 @@ def _check_offline(ns):
     assert ns["x_train"].shape == (60, 28, 28) and ns["x_test"].shape == (20, 28, 28)
 
 
+def _check_training_step(ns):
+    assert ns["same_weights"] and ns["refused"]  # safe_mode round trip; a Python lambda refused
+    assert ns["restored_sampler"].seed == 0
+    assert np.isfinite(ns["history"].history["loss"]).all()
+
+
 CHECKS = {
+    "training-step.md": _check_training_step,
     "own-model.md": _check_own_model,
     "objectives.md": _check_objectives,
     "faster-training.md": _check_faster_training,

@@ -78,7 +78,7 @@ def setup(seed):
     """
     from vae_keras import __version__
 
-    seed = _validation.non_negative_int(seed, "seed", "setup")
+    seed = _validation.integer(seed, "seed", "setup", minimum=0)
     quiet_logs()
     keras.utils.set_random_seed(seed)
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
@@ -114,7 +114,7 @@ def load_data(name="mnist", n_train=None):
             f"load_data: name must be one of {sorted(_LOADERS)}; received name={name!r}"
         )
     if n_train is not None:
-        n_train = _validation.positive_int(n_train, "n_train", "load_data")
+        n_train = _validation.integer(n_train, "n_train", "load_data")
     title, loader = _LOADERS[name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -152,7 +152,7 @@ class PrintEvery(keras.callbacks.Callback):
 
     def __init__(self, n):
         super().__init__()
-        self.n = _validation.positive_int(n, "n", "PrintEvery")
+        self.n = _validation.integer(n, "n", "PrintEvery")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
