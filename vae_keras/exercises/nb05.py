@@ -47,8 +47,8 @@ def importance_weighted_bound(bound):
         as_array(objective.log_mean_exp(far.T)),
         "right for moderate log-weights, not for log-weights near -3000: check how the "
         "shift by the largest log-weight is added back",
-        rtol=1e-9,
-        atol=1e-6,
+        rtol=1e-6,  # float32 references (JAX, torch): 3000 is resolved to about 2e-4
+        atol=1e-3,
     )
     return (
         "matches vk.objective.log_mean_exp per row, also for log-weights near -3000, where "
