@@ -123,7 +123,7 @@ def test_the_wheel_holds_every_module_and_the_metadata(dist):
     (wheel,) = out.glob("*.whl")
     assert wheel.name == f"vae_keras-{_version()}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
-    assert [n for n in names if n.endswith(".py")] == _modules()
+    assert sorted(n for n in names if n.endswith(".py")) == _modules()
     assert f"vae_keras-{_version()}.dist-info/licenses/LICENSE" in names
     metadata = zipfile.ZipFile(wheel).read(f"vae_keras-{_version()}.dist-info/METADATA").decode()
     for extra in ("tensorflow", "jax", "torch", "onnx", "docs"):
