@@ -68,16 +68,33 @@ def as_array(value, what="your answer"):
         raise NotYet(f"{what} is not a number or an array of numbers ({error})") from None
 
 
-def expect_close(value, reference, hint, rtol=1e-4, atol=1e-5, what="your answer"):
+def tensors(*arrays):
+    """`arrays` as float32 backend tensors, the way a model hands them to a learner's function."""
+    import keras
+
+    return [keras.ops.convert_to_tensor(a, "float32") for a in arrays]
+
+
+def expect_close(
+    value, reference, hint, rtol=1e-4, atol=1e-5, what="your answer", shapes=None, mistakes=()
+):
     """Raises `NotYet(hint)` unless `value` equals `reference` within the tolerances.
 
-    The shape is checked first (with its own message: a shape is not the answer), then
-    finiteness, then the values.
+    The checks run in this order, each with its own message: the shapes that typical
+    mistakes give (`shapes`: shape -> hint), the shape, finiteness, the values that typical
+    mistakes give (`mistakes`: pairs of a wrong value and its hint, compared with the same
+    tolerances; one of another shape is skipped), and last the values themselves.
     """
     value, reference = as_array(value, what), as_array(reference)
+    if shapes and value.shape in shapes:
+        raise NotYet(shapes[value.shape])
     if value.shape != reference.shape:
         raise NotYet(f"{what} has shape {value.shape}; expected shape {reference.shape}")
     if not np.all(np.isfinite(value)):
         raise NotYet(f"{what} holds NaN or infinite values; {hint}")
+    for wrong, mistake in mistakes:
+        wrong = as_array(wrong, "a typical mistake")
+        if wrong.shape == value.shape and np.allclose(value, wrong, rtol=rtol, atol=atol):
+            raise NotYet(mistake)
     if not np.allclose(value, reference, rtol=rtol, atol=atol):
         raise NotYet(hint)

@@ -1,14 +1,15 @@
 """Checks for the exercises of notebook 02 (the VAE loss and the reparameterization trick)."""
 
-import keras
 import numpy as np
 
 from vae_keras import distributions
-from vae_keras.exercises._core import NotYet, as_array, exercise, expect_close
+from vae_keras.exercises._core import as_array, exercise, expect_close, tensors
 
-
-def _close(a, b):
-    return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-6)
+PER_PIXEL = (
+    "one number per image is expected, and you return one per pixel: how do the "
+    "log-{} of independent pixels combine?"
+)
+WRONG_SIGN = "your values have the wrong sign: a negative log-likelihood is asked for"
 
 
 @exercise("02.gaussian_nll")
@@ -22,32 +23,30 @@ def gaussian_nll(nll):
         likelihood = distributions.Gaussian(sigma)
         reference = -as_array(likelihood.log_prob(x, x_hat))
         without_constant = -as_array(likelihood.log_prob(x, x_hat, constant=False))
-        value = as_array(nll(x, x_hat, sigma), f"nll(x, x_hat, sigma={sigma})")
-        if value.shape == x.shape:
-            raise NotYet(
-                "one number per image is expected, and you return one per pixel: how do the "
-                "log-densities of independent pixels combine?"
-            )
-        if _close(value, without_constant):
-            raise NotYet(
-                f"with sigma = {sigma} yours differs from -log N(x; x_hat, sigma^2 I) by the same "
-                "amount for every image: the normalising constant, which a training loss may "
-                "leave out, belongs in a log-density"
-            )
-        if _close(value * pixels, reference) or _close(value * pixels, without_constant):
-            raise NotYet(
-                "your values are a mean over the pixels; the negative log-likelihood of an "
-                "image is not an average"
-            )
-        if _close(value, -reference):
-            raise NotYet("your values have the wrong sign: a negative log-likelihood is asked for")
+        mean = (
+            "your values are a mean over the pixels; the negative log-likelihood of an image "
+            "is not an average"
+        )
         expect_close(
-            value,
+            nll(x, x_hat, sigma),
             reference,
             f"not -log N(x; x_hat, sigma^2 I) yet (sigma = {sigma}): is sigma a standard "
             "deviation everywhere, in the weight of the squared error and in the constant?",
             rtol=1e-5,
             atol=1e-4,
+            what=f"nll(x, x_hat, sigma={sigma})",
+            shapes={x.shape: PER_PIXEL.format("densities")},
+            mistakes=[
+                (
+                    without_constant,
+                    f"with sigma = {sigma} yours differs from -log N(x; x_hat, sigma^2 I) by the "
+                    "same amount for every image: the normalising constant, which a training "
+                    "loss may leave out, belongs in a log-density",
+                ),
+                (reference / pixels, mean),
+                (without_constant / pixels, mean),
+                (-reference, WRONG_SIGN),
+            ],
         )
     return (
         "matches -vk.distributions.Gaussian(sigma).log_prob(x, x_hat) per image, "
@@ -67,28 +66,27 @@ def bernoulli_from_logits(nll):
     likelihood = distributions.Bernoulli(from_logits=True)
     pixels = 28 * 28
     reference = -as_array(likelihood.log_prob(x, moderate))
-    value = as_array(nll(x, moderate), "nll(x, logits)")
-    if value.shape == x.shape:
-        raise NotYet(
-            "one number per image is expected, and you return one per pixel: how do the "
-            "log-probabilities of independent pixels combine?"
-        )
-    if _close(value * pixels, reference):
-        raise NotYet(
-            "your values are a mean over the pixels, as keras.losses.BinaryCrossentropy "
-            "computes; the VAE's reconstruction term is not an average"
-        )
-    if _close(value, -reference):
-        raise NotYet("your values have the wrong sign: a negative log-likelihood is asked for")
-    if _close(value, -as_array(likelihood.log_prob(1.0 - x, moderate))):
-        raise NotYet("your answer treats the logits as those of 1 - x: which outcome has p?")
     expect_close(
-        value,
+        nll(x, moderate),
         reference,
         "not the summed binary cross-entropy yet: the logits are log(p / (1 - p)), not "
         "probabilities",
         rtol=1e-5,
         atol=1e-4,
+        what="nll(x, logits)",
+        shapes={x.shape: PER_PIXEL.format("probabilities")},
+        mistakes=[
+            (
+                reference / pixels,
+                "your values are a mean over the pixels, as keras.losses.BinaryCrossentropy "
+                "computes; the VAE's reconstruction term is not an average",
+            ),
+            (-reference, WRONG_SIGN),
+            (
+                -as_array(likelihood.log_prob(1.0 - x, moderate)),
+                "your answer treats the logits as those of 1 - x: which outcome has p?",
+            ),
+        ],
     )
     value = as_array(nll(x, extreme), "nll(x, logits)")
     reference = -as_array(likelihood.log_prob(x, extreme))
@@ -114,22 +112,21 @@ def reparameterize(sample):
     z_mean = rng.normal(0.0, 2.0, size=(32, 4))
     z_log_var = rng.uniform(-6.0, 3.0, size=(32, 4))
     eps = rng.standard_normal((32, 4))
-    tensors = [keras.ops.convert_to_tensor(a, "float32") for a in (z_mean, z_log_var, eps)]
-    value = as_array(sample(*tensors), "z")  # backend tensors in, as a model gives them
-    reference = as_array(distributions.reparameterize(z_mean, z_log_var, eps))
-    if _close(value, z_mean + np.exp(z_log_var) * eps):
-        raise NotYet(
-            "your z spreads around z_mean by the variance; the noise is scaled by the "
-            "standard deviation"
-        )
-    if value.shape == reference.shape and np.allclose(value, z_mean):
-        raise NotYet("your z ignores eps: z must be a random draw, with all its randomness in eps")
     expect_close(
-        value,
-        reference,
+        sample(*tensors(z_mean, z_log_var, eps)),
+        distributions.reparameterize(z_mean, z_log_var, eps),
         "not the reparameterized draw yet: z = mu + sigma * eps, and z_log_var is log(sigma^2)",
         rtol=1e-5,
         atol=1e-5,
+        what="z",
+        mistakes=[
+            (
+                z_mean + np.exp(z_log_var) * eps,
+                "your z spreads around z_mean by the variance; the noise is scaled by the "
+                "standard deviation",
+            ),
+            (z_mean, "your z ignores eps: z must be a random draw, with all its randomness in eps"),
+        ],
     )
     return (
         "matches vk.distributions.reparameterize on 32 rows, for log-variances from -6 to 3; "

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from vae_keras import distributions
-from vae_keras.exercises._core import NotYet, as_array, exercise, expect_close
+from vae_keras.exercises._core import NotYet, as_array, exercise, expect_close, tensors
 
 
 @exercise("03.bernoulli_reconstruction")
@@ -14,25 +14,22 @@ def bernoulli_reconstruction(reconstruction):
     x = rng.random((8, 28, 28, 1)).astype("float32")
     probs = rng.uniform(0.02, 0.98, size=x.shape).astype("float32")
     reference = -as_array(distributions.Bernoulli().log_prob(x, probs))
-    tensors = [keras.ops.convert_to_tensor(a, "float32") for a in (x, probs)]
-    value = as_array(reconstruction(*tensors), "reconstruction(x, probs)")
-    if value.shape == x.shape:
-        raise NotYet(
-            "you return one value per pixel; the reconstruction term is one number per image: "
-            "how do the log-probabilities of independent pixels combine?"
-        )
-    if value.shape == reference.shape:
-        if np.allclose(value, -reference, rtol=1e-4, atol=1e-3):
-            raise NotYet("your values are negative: the term is minus the log-likelihood")
-        if np.allclose(value * 784, reference, rtol=1e-4, atol=1e-3):
-            raise NotYet("your values are 784 times too small: sum over the pixels, not mean")
     expect_close(
-        value,
+        reconstruction(*tensors(x, probs)),
         reference,
         "not the binary cross-entropy yet: a pixel of grey level x contributes "
         "x log p + (1 - x) log(1 - p) to the log-likelihood; are both parts there?",
         rtol=1e-4,
         atol=1e-3,
+        what="reconstruction(x, probs)",
+        shapes={
+            x.shape: "you return one value per pixel; the reconstruction term is one number per "
+            "image: how do the log-probabilities of independent pixels combine?"
+        },
+        mistakes=[
+            (-reference, "your values are negative: the term is minus the log-likelihood"),
+            (reference / 784, "your values are 784 times too small: sum over the pixels, not mean"),
+        ],
     )
     return "matches -vk.distributions.Bernoulli().log_prob on 8 random images, per image"
 
@@ -41,7 +38,6 @@ class _CountingDecoder:
     """A tiny decoder that counts how often it is called."""
 
     def __init__(self):
-        import keras
 
         keras.utils.set_random_seed(3)
         self.model = keras.Sequential(
@@ -80,18 +76,19 @@ def decode_grid(decode):
     z1, z2 = np.meshgrid(values, values)  # z1 varies along a row (j), z2 down the columns (i)
     codes = np.stack([z1.ravel(), z2.ravel()], axis=1)
     reference = as_array(counting.model.predict(codes, verbose=0)).reshape(n, n, 28, 28, 1)
-    if value.shape == (n * n, 28, 28, 1):
-        raise NotYet(f"reshape the {n * n} decoded images into an (n, n, 28, 28, 1) grid")
-    if value.shape == reference.shape and np.allclose(
-        value, reference.transpose(1, 0, 2, 3, 4), atol=1e-5
-    ):
-        raise NotYet("your grid is transposed: row i should hold z_2 = values[i]")
     expect_close(
         value,
         reference,
         "the images are not those of the grid yet: print the codes you decode for a 2-value "
         "grid and compare them with the rule (row i, column j) -> z = (values[j], values[i])",
-        rtol=1e-4,
-        atol=1e-5,
+        shapes={
+            (n * n, 28, 28, 1): f"reshape the {n * n} decoded images into an (n, n, 28, 28, 1) grid"
+        },
+        mistakes=[
+            (
+                reference.transpose(1, 0, 2, 3, 4),
+                "your grid is transposed: row i should hold z_2 = values[i]",
+            )
+        ],
     )
     return f"a {n}x{n} grid decoded in one call, images in the right places"
