@@ -84,9 +84,13 @@ def build_nets(arch, latent_dim=LATENT_DIM):
             vk.build_mlp_encoder(latent_dim=latent_dim, hidden_units=(512,)),
             vk.build_mlp_decoder(latent_dim=latent_dim, hidden_units=(512,)),
         )
+    from benchmarks.convolution import swap_transposed
+    from vae_keras.convolution import Conv2DTranspose
+
+    decoder = vk.build_conv_decoder(latent_dim=latent_dim, filters=(64, 32))
     return (
         vk.build_conv_encoder(latent_dim=latent_dim, filters=(32, 64), dense_units=64),
-        vk.build_conv_decoder(latent_dim=latent_dim, filters=(64, 32)),
+        swap_transposed(decoder, Conv2DTranspose),  # what the builders use from issue 29 on
     )
 
 
@@ -137,7 +141,11 @@ class KerasSession:
             self.model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=1e-3), **bm.resolved_settings(vae)
             )
+        from benchmarks import flops
+
         return {
+            "gflop_per_epoch": flops.training_flops([encoder, decoder], len(self.data["x_train"]))
+            / 1e9,
             "parameters": bm.parameter_count(vae),
             "settings": bm.resolved_settings(self.model),
             "keras": keras.__version__,
@@ -448,8 +456,10 @@ def render(results):
         f"{cfg['ll_samples']:,} samples on the first {cfg['ll_images']:,} held-out images; "
         "the times include vk's tracing on its first call.",
     ]
+    rate = results.get("matmul_gflops")
     for block in results["archs"]:
         rows = []
+        gflop = next((r["gflop_per_epoch"] for r in block["rows"] if "gflop_per_epoch" in r), None)
         for row in block["rows"]:
             settings = row.get("settings")
             spe = (
@@ -474,6 +484,10 @@ def render(results):
                     f"{row['median_epoch_s']:.2f} ({row['epoch_s_range'][0]:.2f}-"
                     f"{row['epoch_s_range'][1]:.2f})",
                     f"{row['median_cpu_s']:.2f}",
+                    "-"
+                    if not (gflop and rate)
+                    else f"{gflop / row['median_epoch_s']:.1f} "
+                    f"({gflop / row['median_epoch_s'] / min(rate):.0%})",
                     "1"
                     if row["library"] == "pythae"
                     else f"**{ratio_p[0]:.2f}** ({ratio_p[1]:.2f}-{ratio_p[2]:.2f})",
@@ -492,7 +506,16 @@ def render(results):
             f"## {ARCH_TITLES[block['arch']]}",
             "",
             f"{parameters:,} parameters; {block['rounds']} timed epochs each after 1 warm-up "
-            f"epoch; {1 + block['rounds']} epochs in all before the held-out numbers.",
+            f"epoch; {1 + block['rounds']} epochs in all before the held-out numbers."
+            + (
+                ""
+                if not (gflop and rate)
+                else f" Training FLOPs: {gflop:.1f} GFLOP per epoch, counted from the "
+                "architecture (`benchmarks/flops.py`: 3x the forward multiply-adds); the "
+                f"float32 2048x2048 matrix product ran at {rate[0]:.0f} and {rate[1]:.0f} "
+                "GFLOP/s at the start and the end of this run (NumPy, same cores); *GFLOP/s*: "
+                "achieved, and its share of the slower of those two rates."
+            ),
             "",
             report.table(
                 [
@@ -500,6 +523,7 @@ def render(results):
                     "compile settings",
                     "median s/epoch (range)",
                     "CPU s/epoch",
+                    "GFLOP/s (of matmul)",
                     "epoch time / Pythae's",
                     "vk.VAE / minimal, same backend",
                     "warm-up epoch (s)",
@@ -546,7 +570,10 @@ def main(argv=None):
     from benchmarks import common
 
     start = time.perf_counter()
+    from benchmarks import flops
+
     machine = common.machine_info()
+    matmul_start = flops.matmul_rate() / 1e9
     log = lambda message: print(message, flush=True)  # noqa: E731
     python, versions = ensure_pythae(args.venv, log=log)
     log(f"Pythae {versions['pythae']}, PyTorch {versions['torch']} in {args.venv}")
@@ -573,6 +600,7 @@ def main(argv=None):
     results["wall_s"] = time.perf_counter() - start
     results["finished"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results["load_at_end"] = common.load_average()
+    results["matmul_gflops"] = [matmul_start, flops.matmul_rate() / 1e9]
     text = render(results)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

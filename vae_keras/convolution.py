@@ -48,12 +48,14 @@ def _crop(k, s, padding, output_padding):
 class Conv2DTranspose(keras.layers.Conv2DTranspose):
     """`keras.layers.Conv2DTranspose`, fast on JAX; the same arguments, weights and outputs.
 
-    On the JAX backend, for `channels_last` data and `dilation_rate=1`, `call`
-    computes the transposed convolution as one stride-1 convolution over the
-    stacked sub-kernels of the output phases, then depth-to-space: on CPU the
-    notebooks' decoder trains several times faster (`benchmarks/convolution.py`).
-    On other backends (`fast_backends`) it is Keras' layer unchanged. A `.keras` file saved with Keras'
-    layer loads its weights into this one (the variables are the same).
+    On the JAX backend, for `channels_last` data, strides above 1 and
+    `dilation_rate=1`, `call` computes the transposed convolution as one stride-1
+    convolution over the stacked sub-kernels of the output phases, then
+    depth-to-space: on CPU the backward pass of the notebooks' stride-2 layers
+    runs 6-8x faster (`benchmarks/convolution.py`). Otherwise (other backends:
+    `fast_backends`; stride 1, where Keras' layer was faster) it is Keras' layer
+    unchanged. A `.keras` file saved with Keras' layer loads its weights into
+    this one (the variables are the same).
 
     Example:
 
@@ -70,7 +72,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     def call(self, inputs):
         fast = keras.backend.backend() in self.fast_backends
         fast = fast and self.data_format == "channels_last"
-        if not fast or tuple(self.dilation_rate) != (1, 1):
+        strided = tuple(self.strides) != (1, 1)  # stride 1: Keras' layer was faster, measured
+        if not (fast and strided) or tuple(self.dilation_rate) != (1, 1):
             return super().call(inputs)
         output_padding = self.output_padding or (None, None)
         size = self.compute_output_shape(inputs.shape)[1:3]
