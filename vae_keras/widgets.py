@@ -199,7 +199,9 @@ class _Explorer:
                 ax.scatter(self.z[:, 0], self.z[:, 1], s=s, alpha=alpha, color="0.5", lw=0)
             else:
                 scatter_by_label(ax, self.z, self.labels, self.class_names, s=s, alpha=alpha, lw=0)
-                ax.legend(markerscale=3, fontsize=7, ncol=2, loc="upper right", framealpha=0.8)
+                # Under the axes: inside, the legend would hide some of the codes.
+                under = dict(loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
+                ax.legend(markerscale=3, fontsize=7, ncol=5, **under)
         ax.set(xlim=self.z_range, ylim=self.z_range, aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
 
     # ------------------------------------------------------------- static figure
