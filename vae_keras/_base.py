@@ -400,11 +400,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         """
         z_mean, z_log_var = self._encode(images, condition, training=training)
         k = self._importance_samples
-        if k > 1:
+        z_mean_k, z_log_var_k, condition_k = z_mean, z_log_var, condition
+        if k > 1:  # the batch stacked k times
             z_mean_k, z_log_var_k = objective.tile(z_mean, k), objective.tile(z_log_var, k)
             condition_k = objective.tile(condition, k)
-        else:
-            z_mean_k, z_log_var_k, condition_k = z_mean, z_log_var, condition
         epsilon = keras.random.normal(
             ops.shape(z_mean_k), dtype="float32", seed=self.sampler.seed_generator
         )

@@ -451,11 +451,13 @@ class CheckedEntryPoints:
         finally:
             self._reading_stream = False
 
-    def _weight_carrier(self, x, sample_weight):
-        """`y` for arrays with `sample_weight`: Keras drops the weights when `y` is None.
+    def _checked_targets(self, checks, x, y, sample_weight):
+        """Checks `x` (and that `y` is None); returns the `y` for Keras' `fit` and friends.
 
-        An empty `(n, 0)` array, which `compute_loss` recognises and ignores.
+        None, or for arrays with `sample_weight` an empty `(n, 0)` array, which
+        `compute_loss` recognises and ignores: Keras drops the weights when `y` is None.
         """
+        checks.check_data(x, y)
         images = x[0] if isinstance(x, (list, tuple)) else x
         if sample_weight is None or not is_array(images):
             return None
@@ -464,8 +466,7 @@ class CheckedEntryPoints:
     def _checked_run(self, run, x, y, args, kwargs):
         """`run(x, y, ...)`, Keras' `fit` or `evaluate`, on checked (or wrapped) data."""
         checks = self.input_checks()
-        checks.check_data(x, y)
-        y = self._weight_carrier(x, kwargs.get("sample_weight"))
+        y = self._checked_targets(checks, x, y, kwargs.get("sample_weight"))
         x = checks.wrap(x)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
@@ -490,13 +491,11 @@ class CheckedEntryPoints:
             super()._purge_model_variables(*args, **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        self.input_checks().check_data(x, y)
-        y = self._weight_carrier(x, sample_weight)
+        y = self._checked_targets(self.input_checks(), x, y, sample_weight)
         return super().train_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        self.input_checks().check_data(x, y)
-        y = self._weight_carrier(x, sample_weight)
+        y = self._checked_targets(self.input_checks(), x, y, sample_weight)
         return super().test_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def predict_on_batch(self, x):

@@ -135,15 +135,13 @@ class NaNGuard(keras.callbacks.Callback):
 
     def __init__(self, x=None, max_replay_steps=100, verbose=1):
         super().__init__()
-        if x is not None:
-            check_examples(x, "NaNGuard")
-        self.x = x
         where = "NaNGuard"
-        self.max_replay_steps = _validation.positive_int(
-            max_replay_steps, "max_replay_steps", where
-        )
+        if x is not None:
+            check_examples(x, where)
+        self.x = x
+        self.max_replay_steps = _validation.integer(max_replay_steps, "max_replay_steps", where)
         if verbose not in (0, 1):
-            raise ValueError(f"NaNGuard: verbose must be 0 or 1; received verbose={verbose!r}")
+            raise ValueError(f"{where}: verbose must be 0 or 1; received verbose={verbose!r}")
         self.verbose = verbose
         self._snapshot = None
         self._reset()
@@ -241,12 +239,10 @@ class NaNGuard(keras.callbacks.Callback):
         try:
             for updates in range(self.max_replay_steps + 1):
                 z_mean, z_log_var, reconstruction = reconstruct(model, self.x)
-                for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
+                names = ("z_mean", "z_log_var", "reconstruction")  # in the order of the pass
+                for name, value in zip(names, (z_mean, z_log_var, reconstruction)):
                     if not np.all(np.isfinite(value)):
                         return _finding(name, updates, previous, learning_rate)
-                if not np.all(np.isfinite(reconstruction)):
-                    return _finding("reconstruction", updates, previous, learning_rate)
-                # z_mean and z_log_var are finite here
                 current = {
                     "z_mean": float(np.max(np.abs(z_mean))),
                     "z_log_var": float(np.max(z_log_var)),
