@@ -451,16 +451,12 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         checks = self.input_checks()
         images, condition = checks.split(x)
         checks.check_images(images)  # the condition and the mask are checked below
-        if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+        if not (hasattr(images, "shape") and hasattr(images, "dtype")) or len(images.shape) < 2:
             raise ValueError(
-                f"{where}: expected images as a NumPy-like array (datasets and generators are not "
-                f"supported); received {type(images).__name__}"
+                f"{where}: expected NumPy-like images of shape (n, ...), not a dataset or a "
+                f"generator; received {type(images).__name__} {getattr(images, 'shape', '')}"
             )
         images = np.asarray(images, dtype="float32")
-        if images.ndim < 2:
-            raise ValueError(
-                f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
-            )
         if condition is not None:
             condition = checks.check_condition(condition, n=images.shape[0])
         mask = checks.mask_of(x)

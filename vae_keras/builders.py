@@ -16,12 +16,7 @@ from keras import layers
 
 from vae_keras import _validation
 
-__all__ = [
-    "build_mlp_encoder",
-    "build_mlp_decoder",
-    "build_conv_encoder",
-    "build_conv_decoder",
-]
+__all__ = ["build_mlp_encoder", "build_mlp_decoder", "build_conv_encoder", "build_conv_decoder"]
 
 IMAGE_SHAPE = (28, 28, 1)
 
