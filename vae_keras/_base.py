@@ -178,8 +178,7 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self.sampler = Sampling(seed=seed, name="sampling")  # its seed generator draws eps
         # State the compiled step reads, so that changing it needs no retracing.
         self.training_steps = _state_variable(0, "int32", "training_steps")
-        beta_value = 0.0 if beta_number is None else beta_number
-        self._beta_variable = _state_variable(beta_value, "float32", "beta")
+        self._beta_variable = _state_variable(beta_number or 0.0, "float32", "beta")
         self._beta_schedule = beta_schedule
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")

@@ -65,12 +65,11 @@ def export_serving(model, filepath):
     ...     print((3, 28, 28, 1))
     (3, 28, 28, 1)
     """
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
         raise ValueError(
-            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
-            "Save the model with model.save('model.keras'), load it in a process started with "
-            "KERAS_BACKEND=tensorflow and export it there; received "
-            f"backend={keras.backend.backend()!r}"
+            "export_serving writes a TensorFlow SavedModel: save the model as .keras, load it "
+            f"with KERAS_BACKEND=tensorflow and export it there; received backend={backend!r}"
         )
     import tensorflow as tf
 
@@ -82,9 +81,8 @@ def export_serving(model, filepath):
     encoder_inputs = getattr(model.encoder, "inputs", None)
     if not encoder_inputs:
         raise ValueError(
-            "export_serving: the encoder must declare its input shape (a functional or "
-            "Sequential model with an Input); received an encoder of type "
-            f"{type(model.encoder).__name__} without inputs"
+            "export_serving: the encoder must declare its input shape (a functional or Sequential "
+            f"model with an Input); received an encoder of type {type(model.encoder).__name__}"
         )
     image_shape = tuple(encoder_inputs[0].shape[1:])
     latent_dim = int(model.encoder.outputs[0].shape[-1])

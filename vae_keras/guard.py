@@ -25,6 +25,11 @@ def reconstruct(model, x):
     return tuple(ops.convert_to_numpy(t) for t in (z_mean, z_log_var, decoded))
 
 
+def _finite(value):
+    """Whether every entry of a NumPy-convertible value (a logged term, a weight) is finite."""
+    return bool(np.all(np.isfinite(np.asarray(value, dtype="float64"))))
+
+
 def _variable_groups(model):
     return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
 
@@ -46,9 +51,8 @@ class _Snapshot:
             [np.array(ops.convert_to_numpy(value), copy=True) for value in group]
             for group in groups
         )
-        iterations = [
-            i for i, v in enumerate(model.optimizer.variables) if v is model.optimizer.iterations
-        ]
+        optimizer = model.optimizer
+        iterations = [i for i, v in enumerate(optimizer.variables) if v is optimizer.iterations]
         self.step = int(self.values[2][iterations[0]]) if iterations else None
         self.non_finite = [
             variable.path
@@ -175,11 +179,7 @@ class NaNGuard(keras.callbacks.Callback):
         if self.stopped_step is not None:
             return
         logs = logs or {}
-        bad_terms = [
-            name
-            for name in _TERMS
-            if name in logs and not np.all(np.isfinite(np.asarray(logs[name], dtype="float64")))
-        ]
+        bad_terms = [name for name in _TERMS if name in logs and not _finite(logs[name])]
         snapshot = _Snapshot(self.model)
         if not bad_terms and not snapshot.non_finite:
             self._snapshot = snapshot

@@ -255,12 +255,10 @@ def cell_source(obj):
     """
     function = obj
     if isinstance(obj, type):
-        methods = [
-            value for value in vars(obj).values() if callable(value) and hasattr(value, "__code__")
-        ]
-        if not methods:
+        methods = (value for value in vars(obj).values() if hasattr(value, "__code__"))
+        function = next(methods, None)
+        if function is None:
             raise ValueError(f"cell_source: {obj.__name__} defines no method; received {obj}")
-        function = methods[0]
     code = getattr(function, "__code__", None)
     if code is None:
         raise ValueError(f"cell_source: expected a function or a class; received {obj!r}")
