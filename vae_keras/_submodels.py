@@ -96,10 +96,9 @@ def check_prior(where, prior, encoder, latent_dim):
 def check_prior_outputs(where, outputs, latent_dim=None):
     """The prior returns `[prior_mean, prior_log_var]` of one shape; returns them."""
     mean_shape = _gaussian_pair(where, outputs, "prior", "[prior_mean, prior_log_var]")
-    width = mean_shape[-1] if mean_shape else None
-    if latent_dim is not None and width is not None and width != latent_dim:
+    if mean_shape and shapes_differ(mean_shape[-1:], (latent_dim,)):
         raise ValueError(
-            f"{where}: the prior returns codes of size {width} but the encoder has latent "
+            f"{where}: the prior returns codes of size {mean_shape[-1]} but the encoder has latent "
             f"size {latent_dim}"
         )
     return outputs
