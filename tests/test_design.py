@@ -304,7 +304,7 @@ def test_likelihoods_agree_with_the_loss_and_the_log_likelihood():
 # (vae_keras/exercises/, the course's, issue 26) are counted apart. Not reached yet:
 # CODE_LINES_NOW is the figure reached so far, a ceiling that only goes down.
 CODE_LINES_TARGET = 3000
-CODE_LINES_NOW = 3210
+CODE_LINES_NOW = 3085
 
 
 def _code_lines(source):

@@ -178,8 +178,7 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self.sampler = Sampling(seed=seed, name="sampling")  # its seed generator draws eps
         # State the compiled step reads, so that changing it needs no retracing.
         self.training_steps = _state_variable(0, "int32", "training_steps")
-        beta_value = 0.0 if beta_number is None else beta_number
-        self._beta_variable = _state_variable(beta_value, "float32", "beta")
+        self._beta_variable = _state_variable(beta_number or 0.0, "float32", "beta")
         self._beta_schedule = beta_schedule
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -400,11 +399,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         """
         z_mean, z_log_var = self._encode(images, condition, training=training)
         k = self._importance_samples
-        if k > 1:
+        z_mean_k, z_log_var_k, condition_k = z_mean, z_log_var, condition
+        if k > 1:  # the batch stacked k times
             z_mean_k, z_log_var_k = objective.tile(z_mean, k), objective.tile(z_log_var, k)
             condition_k = objective.tile(condition, k)
-        else:
-            z_mean_k, z_log_var_k, condition_k = z_mean, z_log_var, condition
         epsilon = keras.random.normal(
             ops.shape(z_mean_k), dtype="float32", seed=self.sampler.seed_generator
         )
@@ -452,16 +450,12 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         checks = self.input_checks()
         images, condition = checks.split(x)
         checks.check_images(images)  # the condition and the mask are checked below
-        if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+        if not (hasattr(images, "shape") and hasattr(images, "dtype")) or len(images.shape) < 2:
             raise ValueError(
-                f"{where}: expected images as a NumPy-like array (datasets and generators are not "
-                f"supported); received {type(images).__name__}"
+                f"{where}: expected NumPy-like images of shape (n, ...), not a dataset or a "
+                f"generator; received {type(images).__name__} {getattr(images, 'shape', '')}"
             )
         images = np.asarray(images, dtype="float32")
-        if images.ndim < 2:
-            raise ValueError(
-                f"{where}: images must have a batch axis, shape (n, ...); received {images.shape}"
-            )
         if condition is not None:
             condition = checks.check_condition(condition, n=images.shape[0])
         mask = checks.mask_of(x)

@@ -24,19 +24,6 @@ _BACKEND_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
 # `compile(steps_per_execution="auto")`.
 TF_STEPS_PER_EXECUTION = 32
 
-_CONV_LAYERS = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-)
-
 # compile() arguments that only make sense for a model whose loss Keras computes
 # from targets; the VAE's loss is the negative ELBO of its inputs.
 REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "weighted_metrics", "loss_weights")
@@ -95,7 +82,9 @@ def resolve_jit_compile(requested, model, run_eagerly):
         return "auto"
     layers = model._flatten_layers()
     if is_op_determinism_enabled() or any(
-        isinstance(layer, _CONV_LAYERS) or not getattr(layer, "supports_jit", True)
+        # a convolution (Keras' Conv*, SeparableConv*, DepthwiseConv*, ConvLSTM* all have a
+        # kernel_size), or a layer that cannot be compiled
+        hasattr(layer, "kernel_size") or not getattr(layer, "supports_jit", True)
         for layer in layers
     ):
         return "auto"

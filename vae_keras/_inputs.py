@@ -143,11 +143,9 @@ class InputChecks:
     def _one_hot_width(self, width):
         return f"CVAE: one-hot labels have width {width} but num_classes is {self.num_classes}"
 
-    def _image_shape_mismatch(self, role, shape):
-        return (
-            f"{self.name}: {role} have shape {shape} per image but the encoder expects "
-            f"{self.image_shape}"
-        )
+    def _shape_mismatch(self, role, shape, expected):
+        per = "example" if role == "conditions" else "image"
+        return f"{self.name}: {role} have shape {shape} per {per}; the encoder expects {expected}"
 
     # ------------------------------------------------------- eager checks
     def check_images(self, images, role="images"):
@@ -158,7 +156,7 @@ class InputChecks:
         if images.ndim < 1:
             raise ValueError(f"{self.name}: {role} must have a batch axis; received a scalar")
         if shapes_differ(self.image_shape, images.shape[1:]):
-            raise ValueError(self._image_shape_mismatch(role, images.shape[1:]))
+            raise ValueError(self._shape_mismatch(role, images.shape[1:], self.image_shape))
         if not images.size:
             return
         if images.dtype.kind == "f" and not np.isfinite(images).all():
@@ -205,17 +203,13 @@ class InputChecks:
         if conditions.dtype.kind not in "iubf":
             raise ValueError(f"CVAE: conditions must be numbers; received dtype {conditions.dtype}")
         if shapes_differ(self.condition_shape, conditions.shape[1:]):
-            raise ValueError(self._condition_shape_mismatch(conditions.shape[1:]))
+            raise ValueError(
+                self._shape_mismatch("conditions", conditions.shape[1:], self.condition_shape)
+            )
         conditions = conditions.astype("float32")
         if conditions.size and not np.isfinite(conditions).all():
             raise ValueError(self._not_finite("conditions"))
         return conditions
-
-    def _condition_shape_mismatch(self, shape):
-        return (
-            f"CVAE: conditions have shape {tuple(shape)} per example but the encoder expects "
-            f"{self.condition_shape}"
-        )
 
     def check_condition(self, condition, n=None):
         """Labels (one-hot, float32) or general conditions (float32), checked; `n` of them."""
@@ -359,12 +353,14 @@ class InputChecks:
         image_spec, label_spec = self.split(x_spec)
         shape = static_shape(image_spec.shape)
         if shape is not None and shapes_differ(self.image_shape, shape[1:]):
-            raise ValueError(self._image_shape_mismatch("images", shape[1:]))
+            raise ValueError(self._shape_mismatch("images", shape[1:], self.image_shape))
         if label_spec is not None:
             label_shape = static_shape(label_spec.shape)
             if not self.labelled:
                 if shapes_differ(self.condition_shape, label_shape[1:]):
-                    raise ValueError(self._condition_shape_mismatch(label_shape[1:]))
+                    raise ValueError(
+                        self._shape_mismatch("conditions", label_shape[1:], self.condition_shape)
+                    )
             elif len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
                 raise ValueError(self._one_hot_width(label_shape[-1]))
 
@@ -451,11 +447,13 @@ class CheckedEntryPoints:
         finally:
             self._reading_stream = False
 
-    def _weight_carrier(self, x, sample_weight):
-        """`y` for arrays with `sample_weight`: Keras drops the weights when `y` is None.
+    def _checked_targets(self, checks, x, y, sample_weight):
+        """Checks `x` (and that `y` is None); returns the `y` for Keras' `fit` and friends.
 
-        An empty `(n, 0)` array, which `compute_loss` recognises and ignores.
+        None, or for arrays with `sample_weight` an empty `(n, 0)` array, which
+        `compute_loss` recognises and ignores: Keras drops the weights when `y` is None.
         """
+        checks.check_data(x, y)
         images = x[0] if isinstance(x, (list, tuple)) else x
         if sample_weight is None or not is_array(images):
             return None
@@ -464,8 +462,7 @@ class CheckedEntryPoints:
     def _checked_run(self, run, x, y, args, kwargs):
         """`run(x, y, ...)`, Keras' `fit` or `evaluate`, on checked (or wrapped) data."""
         checks = self.input_checks()
-        checks.check_data(x, y)
-        y = self._weight_carrier(x, kwargs.get("sample_weight"))
+        y = self._checked_targets(checks, x, y, kwargs.get("sample_weight"))
         x = checks.wrap(x)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = checks.check_validation_data(kwargs["validation_data"])
@@ -490,13 +487,11 @@ class CheckedEntryPoints:
             super()._purge_model_variables(*args, **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        self.input_checks().check_data(x, y)
-        y = self._weight_carrier(x, sample_weight)
+        y = self._checked_targets(self.input_checks(), x, y, sample_weight)
         return super().train_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, *args, **kwargs):
-        self.input_checks().check_data(x, y)
-        y = self._weight_carrier(x, sample_weight)
+        y = self._checked_targets(self.input_checks(), x, y, sample_weight)
         return super().test_on_batch(x, y, sample_weight, *args, **kwargs)
 
     def predict_on_batch(self, x):

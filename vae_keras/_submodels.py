@@ -7,19 +7,9 @@ checked on the tensors of the first call.
 
 from vae_keras._inputs import shapes_differ, static_shape
 
-# What each sub-model that returns a diagonal Gaussian returns, and how its mismatch reads.
-_PAIRS = {
-    "encoder": ("[z_mean, z_log_var]", "the encoder's z_mean and z_log_var have different shapes"),
-    "prior": (
-        "[prior_mean, prior_log_var]",
-        "the prior's mean and log-variance have different shapes",
-    ),
-}
 
-
-def _gaussian_pair(where, outputs, role):
+def _gaussian_pair(where, outputs, role, names):
     """Checks that a sub-model returns two tensors of one shape; returns the mean's shape."""
-    names, mismatch = _PAIRS[role]
     if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
         count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
         raise ValueError(
@@ -27,14 +17,16 @@ def _gaussian_pair(where, outputs, role):
         )
     mean_shape, log_var_shape = static_shape(outputs[0]), static_shape(outputs[1])
     if shapes_differ(mean_shape, log_var_shape):
-        extra = "; they must have the same latent width" if role == "encoder" else ""
-        raise ValueError(f"{where}: {mismatch} {mean_shape} and {log_var_shape}{extra}")
+        raise ValueError(
+            f"{where}: the {role}'s {names} have different shapes {mean_shape} and "
+            f"{log_var_shape}; they must have the same shape"
+        )
     return mean_shape
 
 
 def check_encoder_outputs(where, outputs):
     """The encoder returns `[z_mean, z_log_var]` of one shape; returns them."""
-    _gaussian_pair(where, outputs, "encoder")
+    _gaussian_pair(where, outputs, "encoder", "[z_mean, z_log_var]")
     return outputs
 
 
@@ -103,11 +95,10 @@ def check_prior(where, prior, encoder, latent_dim):
 
 def check_prior_outputs(where, outputs, latent_dim=None):
     """The prior returns `[prior_mean, prior_log_var]` of one shape; returns them."""
-    mean_shape = _gaussian_pair(where, outputs, "prior")
-    width = mean_shape[-1] if mean_shape else None
-    if latent_dim is not None and width is not None and width != latent_dim:
+    mean_shape = _gaussian_pair(where, outputs, "prior", "[prior_mean, prior_log_var]")
+    if mean_shape and shapes_differ(mean_shape[-1:], (latent_dim,)):
         raise ValueError(
-            f"{where}: the prior returns codes of size {width} but the encoder has latent "
+            f"{where}: the prior returns codes of size {mean_shape[-1]} but the encoder has latent "
             f"size {latent_dim}"
         )
     return outputs
@@ -126,13 +117,7 @@ def check_functional_shapes(where, encoder, decoder):
                 f"{where}: the decoder must return one tensor (the images); "
                 f"it returns {len(decoder_outputs)}"
             )
-        image_shape = static_shape(encoder_inputs[0])[1:]
-        output_shape = static_shape(decoder_outputs[0])[1:]
-        if shapes_differ(image_shape, output_shape):
-            raise ValueError(
-                f"{where}: the decoder's output shape {output_shape} differs from the "
-                f"encoder's image shape {image_shape}; they must match per image"
-            )
+        check_reconstruction(where, encoder_inputs[0], decoder_outputs[0])
     decoder_inputs = getattr(decoder, "inputs", None)
     if outputs is not None and decoder_inputs:
         latent_dim = static_shape(outputs[0])[-1]

@@ -16,20 +16,22 @@ from keras import layers
 
 from vae_keras import _validation
 
-__all__ = [
-    "build_mlp_encoder",
-    "build_mlp_decoder",
-    "build_conv_encoder",
-    "build_conv_decoder",
-]
+__all__ = ["build_mlp_encoder", "build_mlp_decoder", "build_conv_encoder", "build_conv_decoder"]
 
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def _check_common(latent_dim, num_classes, units, what, where):
-    """Checks the sizes; returns them as Python ints: `(latent_dim, num_classes, units)`."""
+def _check_common(where, latent_dim, num_classes, activation, units, what):
+    """Checks the sizes and the hidden activation; returns `(latent_dim, num_classes, units)`."""
     latent_dim = _validation.positive_int(latent_dim, "latent_dim", where)
     num_classes = _validation.integer(num_classes, "num_classes", where, optional=True)
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ValueError(
+            f"{where}: activation must be a Keras activation name such as 'relu' or 'tanh', "
+            f"or a callable; received activation={activation!r}"
+        ) from None
     try:
         units = tuple(units)
     except TypeError:
@@ -67,18 +69,6 @@ def _latent_heads(x, latent_dim):
     return [z_mean, z_log_var]
 
 
-def _activation(activation, where):
-    """A Keras activation (name or callable), refused early with a message that names it."""
-    try:
-        keras.activations.get(activation)
-    except ValueError:
-        raise ValueError(
-            f"{where}: activation must be a Keras activation name such as 'relu' or 'tanh', "
-            f"or a callable; received activation={activation!r}"
-        ) from None
-    return activation
-
-
 def build_mlp_encoder(
     latent_dim=2,
     hidden_units=(512,),
@@ -111,10 +101,9 @@ def build_mlp_encoder(
     [(None, 2), (None, 2)]
     """
     latent_dim, num_classes, hidden_units = _check_common(
-        latent_dim, num_classes, hidden_units, "hidden_units", "build_mlp_encoder"
+        "build_mlp_encoder", latent_dim, num_classes, activation, hidden_units, "hidden_units"
     )
     input_shape = _validation.shape(input_shape, "input_shape", None, "build_mlp_encoder")
-    activation = _activation(activation, "build_mlp_encoder")
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = _with_label(layers.Flatten()(images), label)
     for units in hidden_units:
@@ -153,10 +142,9 @@ def build_mlp_decoder(
     (None, 28, 28, 1)
     """
     latent_dim, num_classes, hidden_units = _check_common(
-        latent_dim, num_classes, hidden_units, "hidden_units", "build_mlp_decoder"
+        "build_mlp_decoder", latent_dim, num_classes, activation, hidden_units, "hidden_units"
     )
     output_shape = _validation.shape(output_shape, "output_shape", None, "build_mlp_decoder")
-    activation = _activation(activation, "build_mlp_decoder")
     z, label, inputs = _inputs((latent_dim,), num_classes, "z")
     x = z
     for units in hidden_units:
@@ -201,16 +189,12 @@ def build_conv_encoder(
     >>> [tuple(t.shape) for t in encoder.outputs]
     [(None, 16), (None, 16)]
     """
-    latent_dim, num_classes, sizes = _check_common(
-        latent_dim,
-        num_classes,
-        (*filters, dense_units),
-        "filters and dense_units",
-        "build_conv_encoder",
+    where = "build_conv_encoder"
+    latent_dim, num_classes, filters = _check_common(
+        where, latent_dim, num_classes, activation, filters, "filters"
     )
-    input_shape = _validation.shape(input_shape, "input_shape", 3, "build_conv_encoder")
-    activation = _activation(activation, "build_conv_encoder")
-    filters, dense_units = sizes[:-1], sizes[-1]
+    dense_units = _validation.positive_int(dense_units, "dense_units", where)
+    input_shape = _validation.shape(input_shape, "input_shape", 3, where)
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = _with_label_channels(images, label, input_shape[0], input_shape[1])
     for n_filters in filters:
@@ -255,10 +239,9 @@ def build_conv_decoder(
     (None, 28, 28, 1)
     """
     latent_dim, num_classes, filters = _check_common(
-        latent_dim, num_classes, filters, "filters", "build_conv_decoder"
+        "build_conv_decoder", latent_dim, num_classes, activation, filters, "filters"
     )
     output_shape = _validation.shape(output_shape, "output_shape", 3, "build_conv_decoder")
-    activation = _activation(activation, "build_conv_decoder")
     height, width, channels = output_shape
     factor = 2 ** len(filters)
     if height % factor or width % factor:

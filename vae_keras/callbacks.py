@@ -162,10 +162,8 @@ class ImageSnapshots(keras.callbacks.Callback):
         self.num_images = _validation.positive_int(num_images, "num_images", where)
         self.n_cols = _validation.positive_int(n_cols, "n_cols", where)
         self.zoom = _validation.positive_int(zoom, "zoom", where)
-        if isinstance(x, (list, tuple)):  # [images, condition(, mask)]
-            self.x = [np.asarray(part)[: self.num_images] for part in x]
-        else:
-            self.x = np.asarray(x)[: self.num_images]
+        # the first images (and their condition and mask)
+        self.x = keras.tree.map_structure(lambda part: np.asarray(part)[: self.num_images], x)
         self.directory = None if directory is None else os.fspath(directory)
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.seed = _validation.seed(seed, where)

@@ -49,6 +49,7 @@ _SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+_FILES = ", ".join(stem + "[.gz]" for stems in _SPLITS.values() for stem in stems)
 TEST_ONLY_TRAIN_SIZE = 8000
 
 
@@ -159,9 +160,8 @@ def _load_folder(folder, name):
         # stacklevel 4: _load_folder <- _load <- load_mnist <- the caller's line
         warnings.warn(description, UserWarning, stacklevel=4)
         return (train, test), description
-    expected = ", ".join(s + "[.gz]" for stems in _SPLITS.values() for s in stems)
     raise FileNotFoundError(
-        f"{folder} does not hold the {name} files. Expected the IDX files {expected} "
+        f"{folder} does not hold the {name} files. Expected the IDX files {_FILES} "
         f"(at least the two t10k-* files). Put them there, or unset {DATA_DIR_ENV} "
         f"to download {name} with keras.datasets."
     )
@@ -197,8 +197,7 @@ def _load_keras(name, keras_name):
             f"Could not load {name}: keras.datasets.{keras_name}.load_data() failed "
             f"({type(error).__name__}: {error}). Either connect to the internet so Keras can "
             f"download it, or set {DATA_DIR_ENV} to a folder whose '{name}/' subfolder "
-            "holds the IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not)."
+            f"holds the IDX files {_FILES}."
         ) from error
     return data, f"{name} from keras.datasets (download cache): {_sizes(*data)}"
 
@@ -244,13 +243,13 @@ def load_fashion_mnist(return_info=False):
 
 
 # ------------------------------------------------------------- binarization
-def _unit_interval_images(images, where):
-    """`images` as a float32 array, checked to be finite and in [0, 1]."""
+def _unit_interval_images(images, where, min_ndim=1):
+    """`images` as a float32 array (of `min_ndim` axes or more), finite and in [0, 1]."""
     array = np.asarray(images)
-    if array.dtype.kind not in "fiub" or array.ndim < 1:
+    if array.dtype.kind not in "fiub" or array.ndim < min_ndim:
         raise ValueError(
-            f"{where}: images must be a numeric array with a batch axis; received "
-            f"{type(images).__name__} of dtype {array.dtype} and shape {array.shape}"
+            f"{where}: images must be a numeric array with a batch axis ({min_ndim}+ axes); "
+            f"received {type(images).__name__} of dtype {array.dtype} and shape {array.shape}"
         )
     array = array.astype("float32")
     if array.size and not np.isfinite(array).all():
@@ -348,12 +347,7 @@ class DynamicBinarization(keras.utils.PyDataset):
     def __init__(self, images, conditions=None, batch_size=128, shuffle=True, seed=None, **kwargs):
         super().__init__(**kwargs)
         where = "DynamicBinarization"
-        self.images = _unit_interval_images(images, where)
-        if self.images.ndim < 2:
-            raise ValueError(
-                f"{where}: images must have shape (n, ...) with a batch axis; "
-                f"received shape {self.images.shape}"
-            )
+        self.images = _unit_interval_images(images, where, min_ndim=2)
         if conditions is not None:
             conditions = np.asarray(conditions)
             if conditions.ndim < 1 or conditions.shape[0] != self.images.shape[0]:

@@ -143,10 +143,10 @@ def kl_per_dimension(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
     [[0.0, 0.5]]
     """
     if (prior_mean is None) != (prior_log_var is None):
+        alone = "prior_mean" if prior_log_var is None else "prior_log_var"
         raise ValueError(
             "kl_divergence: give both prior_mean and prior_log_var, or neither; received "
-            f"prior_mean={'None' if prior_mean is None else 'a tensor'} and "
-            f"prior_log_var={'None' if prior_log_var is None else 'a tensor'}"
+            f"{alone} alone"
         )
     given = (z_mean, z_log_var) + (() if prior_mean is None else (prior_mean, prior_log_var))
     z_mean, z_log_var, *prior = _wide(*given)

@@ -27,6 +27,7 @@ from keras import ops
 
 from vae_keras import _validation, distributions, objective
 from vae_keras._inputs import check_model
+from vae_keras._submodels import check_reconstruction
 
 __all__ = [
     "log_importance_weights",
@@ -103,11 +104,7 @@ def _log_px(model, images, z, condition, mask, where):
     k = z.shape[0] // images.shape[0]
     condition = objective.tile(condition, k)
     reconstruction = model.decode(z if condition is None else [z, condition])
-    if tuple(reconstruction.shape[1:]) != tuple(images.shape[1:]):
-        raise ValueError(
-            f"{where}: the decoder's output shape {tuple(reconstruction.shape[1:])} differs from the "
-            f"images' shape {tuple(images.shape[1:])}"
-        )
+    check_reconstruction(where, images, reconstruction)
     return model.likelihood_distribution.log_prob(
         objective.tile(images, k), reconstruction, objective.tile(mask, k)
     )
@@ -155,12 +152,12 @@ def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=Non
     Returns:
         A float64 NumPy array of shape `(n, num_samples)`.
     """
-    return _log_weights_reduced(
-        model, x, num_samples, batch_size, seed, posterior, "log_importance_weights", reduce=False
-    )
+    return _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce=False)
 
 
-def _log_weights_reduced(model, x, num_samples, batch_size, seed, posterior, where, reduce):
+def _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce):
+    """`log_importance_weights`, or with `reduce` their log-mean-exp: `log_likelihood`."""
+    where = "log_likelihood" if reduce else "log_importance_weights"
     num_samples = _validation.positive_int(num_samples, "num_samples", where)
     images, condition, mask, batch_size = _checked(model, x, where, batch_size)
     rng = np.random.default_rng(_validation.seed_or_draw(seed, where))
@@ -256,9 +253,7 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
     >>> bool(np.all(ll >= elbo))  # log-mean-exp >= mean: L_K is above the ELBO estimate
     True
     """
-    return _log_weights_reduced(
-        model, x, num_samples, batch_size, seed, posterior, "log_likelihood", reduce=True
-    )
+    return _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce=True)
 
 
 # ---------------------------------------------------- collapse diagnostics

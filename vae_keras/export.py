@@ -65,12 +65,11 @@ def export_serving(model, filepath):
     ...     print((3, 28, 28, 1))
     (3, 28, 28, 1)
     """
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
         raise ValueError(
-            "export_serving writes a TensorFlow SavedModel and runs on the TensorFlow backend. "
-            "Save the model with model.save('model.keras'), load it in a process started with "
-            "KERAS_BACKEND=tensorflow and export it there; received "
-            f"backend={keras.backend.backend()!r}"
+            "export_serving writes a TensorFlow SavedModel: save the model as .keras, load it "
+            f"with KERAS_BACKEND=tensorflow and export it there; received backend={backend!r}"
         )
     import tensorflow as tf
 
@@ -82,70 +81,55 @@ def export_serving(model, filepath):
     encoder_inputs = getattr(model.encoder, "inputs", None)
     if not encoder_inputs:
         raise ValueError(
-            "export_serving: the encoder must declare its input shape (a functional or "
-            "Sequential model with an Input); received an encoder of type "
-            f"{type(model.encoder).__name__} without inputs"
+            "export_serving: the encoder must declare its input shape (a functional or Sequential "
+            f"model with an Input); received an encoder of type {type(model.encoder).__name__}"
         )
     image_shape = tuple(encoder_inputs[0].shape[1:])
     latent_dim = int(model.encoder.outputs[0].shape[-1])
-    conditional = isinstance(model, CVAE)
     encoder, decoder = model.encoder, model.decoder
+
+    def condition(c):
+        """A CVAE's condition as its networks take it: labels one-hot, in the compute dtype."""
+        if model.num_classes is None:
+            return tf.cast(c, model.compute_dtype)
+        return tf.one_hot(c, model.num_classes, dtype=model.compute_dtype)
+
+    def encode(images, c=None):
+        z_mean, z_log_var = encoder(images if c is None else [images, condition(c)], training=False)
+        return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
+
+    def decode(z, c=None):
+        z = tf.cast(z, model.compute_dtype)
+        return tf.cast(decoder(z if c is None else [z, condition(c)], training=False), "float32")
+
+    def generate(n, seed, c=None):
+        eps = tf.random.stateless_normal((n, latent_dim), seed=tf.stack([seed, 0]))
+        prior = () if c is None else model.prior_at(condition(c))
+        z = reparameterize(*prior, eps) if prior else eps
+        # the mean of p(x | z), as model.generate returns it
+        return model.likelihood_distribution.mean(decode(z, c))
 
     images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
-
-    def encode(images, condition=None):
-        z_mean, z_log_var = encoder(
-            images if condition is None else [images, condition], training=False
-        )
-        return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
-
-    def generate(n, seed, condition=None):
-        eps = tf.random.stateless_normal((n, latent_dim), seed=tf.stack([seed, 0]))
-        prior = model.prior_at(condition)
-        z = reparameterize(*prior, eps) if prior else eps
-        # the mean of p(x | z), as model.generate returns it
-        return model.likelihood_distribution.mean(decode(z, condition))
-
-    def decode(z, condition=None):
-        z = tf.cast(z, model.compute_dtype)
-        return tf.cast(
-            decoder(z if condition is None else [z, condition], training=False), "float32"
-        )
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
     seed_spec = tf.TensorSpec((), tf.int32, name="seed")
-    if conditional:
+    endpoints = {
+        "encode": (encode, [images_spec]),
+        "decode": (decode, [z_spec]),
+        "generate": (generate, [tf.TensorSpec((), tf.int32, name="n"), seed_spec]),
+    }
+    if isinstance(model, CVAE):
         if model.num_classes is not None:
             spec = tf.TensorSpec((None,), tf.int32, name="labels")
-
-            def network_input(c):
-                return tf.one_hot(c, model.num_classes, dtype=model.compute_dtype)
         else:
             spec = tf.TensorSpec((None,) + tuple(encoder_inputs[1].shape[1:]), tf.float32, "c")
-
-            def network_input(c):
-                return tf.cast(c, model.compute_dtype)
-
-        archive.add_endpoint(
-            "encode",
-            lambda images, c: encode(images, network_input(c)),
-            input_signature=[images_spec, spec],
-        )
-        archive.add_endpoint(
-            "decode", lambda z, c: decode(z, network_input(c)), input_signature=[z_spec, spec]
-        )
-        archive.add_endpoint(
-            "generate",
-            lambda c, seed: generate(tf.shape(c)[0], seed, network_input(c)),
-            input_signature=[spec, seed_spec],
-        )
-    else:
-        archive.add_endpoint("encode", encode, input_signature=[images_spec])
-        archive.add_endpoint("decode", decode, input_signature=[z_spec])
-        archive.add_endpoint(
-            "generate", generate, input_signature=[tf.TensorSpec((), tf.int32, name="n"), seed_spec]
-        )
+        endpoints = {
+            "encode": (encode, [images_spec, spec]),
+            "decode": (decode, [z_spec, spec]),
+            "generate": (lambda c, seed: generate(tf.shape(c)[0], seed, c), [spec, seed_spec]),
+        }
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, signature) in endpoints.items():
+        archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(os.fspath(filepath), verbose=False)
     return filepath

@@ -25,6 +25,11 @@ def reconstruct(model, x):
     return tuple(ops.convert_to_numpy(t) for t in (z_mean, z_log_var, decoded))
 
 
+def _finite(value):
+    """Whether every entry of a NumPy-convertible value (a logged term, a weight) is finite."""
+    return bool(np.all(np.isfinite(np.asarray(value, dtype="float64"))))
+
+
 def _variable_groups(model):
     return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables)
 
@@ -46,9 +51,8 @@ class _Snapshot:
             [np.array(ops.convert_to_numpy(value), copy=True) for value in group]
             for group in groups
         )
-        iterations = [
-            i for i, v in enumerate(model.optimizer.variables) if v is model.optimizer.iterations
-        ]
+        optimizer = model.optimizer
+        iterations = [i for i, v in enumerate(optimizer.variables) if v is optimizer.iterations]
         self.step = int(self.values[2][iterations[0]]) if iterations else None
         self.non_finite = [
             variable.path
@@ -135,15 +139,13 @@ class NaNGuard(keras.callbacks.Callback):
 
     def __init__(self, x=None, max_replay_steps=100, verbose=1):
         super().__init__()
-        if x is not None:
-            check_examples(x, "NaNGuard")
-        self.x = x
         where = "NaNGuard"
-        self.max_replay_steps = _validation.positive_int(
-            max_replay_steps, "max_replay_steps", where
-        )
+        if x is not None:
+            check_examples(x, where)
+        self.x = x
+        self.max_replay_steps = _validation.integer(max_replay_steps, "max_replay_steps", where)
         if verbose not in (0, 1):
-            raise ValueError(f"NaNGuard: verbose must be 0 or 1; received verbose={verbose!r}")
+            raise ValueError(f"{where}: verbose must be 0 or 1; received verbose={verbose!r}")
         self.verbose = verbose
         self._snapshot = None
         self._reset()
@@ -177,11 +179,7 @@ class NaNGuard(keras.callbacks.Callback):
         if self.stopped_step is not None:
             return
         logs = logs or {}
-        bad_terms = [
-            name
-            for name in _TERMS
-            if name in logs and not np.all(np.isfinite(np.asarray(logs[name], dtype="float64")))
-        ]
+        bad_terms = [name for name in _TERMS if name in logs and not _finite(logs[name])]
         snapshot = _Snapshot(self.model)
         if not bad_terms and not snapshot.non_finite:
             self._snapshot = snapshot
@@ -241,12 +239,10 @@ class NaNGuard(keras.callbacks.Callback):
         try:
             for updates in range(self.max_replay_steps + 1):
                 z_mean, z_log_var, reconstruction = reconstruct(model, self.x)
-                for name, value in (("z_mean", z_mean), ("z_log_var", z_log_var)):
+                names = ("z_mean", "z_log_var", "reconstruction")  # in the order of the pass
+                for name, value in zip(names, (z_mean, z_log_var, reconstruction)):
                     if not np.all(np.isfinite(value)):
                         return _finding(name, updates, previous, learning_rate)
-                if not np.all(np.isfinite(reconstruction)):
-                    return _finding("reconstruction", updates, previous, learning_rate)
-                # z_mean and z_log_var are finite here
                 current = {
                     "z_mean": float(np.max(np.abs(z_mean))),
                     "z_log_var": float(np.max(z_log_var)),

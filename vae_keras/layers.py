@@ -30,6 +30,8 @@ def _check_pair(inputs, where):
 def _sample(z_mean, z_log_var, seed, dtype):
     """One draw of `eps ~ N(0, I)` through `distributions.reparameterize`, cast to `dtype`.
 
+    `dtype=None` keeps the dtype of `z_mean`.
+
     `eps` is drawn in float32 (or wider): under mixed precision the arithmetic
     must not run in float16, where `exp(0.5 * z_log_var)` overflows.
     """
@@ -37,7 +39,7 @@ def _sample(z_mean, z_log_var, seed, dtype):
     z_log_var = ops.convert_to_tensor(z_log_var)
     wide = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=wide, seed=seed)
-    return ops.cast(reparameterize(z_mean, z_log_var, epsilon), dtype)
+    return ops.cast(reparameterize(z_mean, z_log_var, epsilon), dtype or z_mean.dtype)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -135,5 +137,4 @@ def sampling(args):
     (4, 2)
     """
     z_mean, z_log_var = _check_pair(args, "sampling")
-    z_mean = ops.convert_to_tensor(z_mean)
-    return _sample(z_mean, z_log_var, None, z_mean.dtype)
+    return _sample(z_mean, z_log_var, None, None)

@@ -298,12 +298,6 @@ class CVAE(LatentVariableModel):
         mask = inputs[2] if len(inputs) == 3 else None
         return images, self._condition_tensor(inputs[1]), mask
 
-    def _checked_condition(self, condition, n=None):
-        """Host conditions checked (labels made one-hot); tensors converted as they are."""
-        if host_array(condition):
-            condition = self.input_checks().check_condition(condition, n=n)
-        return self._condition_tensor(condition)
-
     def encode(self, inputs, training=False):
         """The parameters of q(z | x, c): `(z_mean, z_log_var)`.
 
@@ -330,8 +324,10 @@ class CVAE(LatentVariableModel):
             parameters of p(x | z, c) (see `VAE.decode`).
         """
         z, condition = self.input_checks().split(inputs, role="decode inputs")
-        n = np.shape(z)[0] if host_array(z) and np.ndim(z) == 2 else None
-        return self._decode_public(z, self._checked_condition(condition, n), training)
+        if host_array(condition):  # checked (labels made one-hot); tensors pass as they are
+            n = np.shape(z)[0] if host_array(z) and np.ndim(z) == 2 else None
+            condition = self.input_checks().check_condition(condition, n=n)
+        return self._decode_public(z, self._condition_tensor(condition), training)
 
     def generate(self, labels, z=None, seed=None):
         """Decodes one image per condition, with z from the prior unless given.

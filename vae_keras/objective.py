@@ -77,14 +77,7 @@ def log_weights(log_px, z_mean, z_log_var, epsilon, prior=(), k=1):
 
 
 def negative_elbo(
-    likelihood,
-    images,
-    outputs,
-    mask=None,
-    sample_weight=None,
-    beta=1.0,
-    free_bits=0.0,
-    k=1,
+    likelihood, images, outputs, mask=None, sample_weight=None, beta=1.0, free_bits=0.0, k=1
 ):
     """The training loss and its two logged terms, batch means in float32.
 

@@ -29,17 +29,22 @@ __all__ = [
 ]
 
 
-def _pyplot():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _figure(ax, figsize):
     """`(figure, axes)`: a new figure of `figsize`, or the figure of the given axes."""
-    if ax is None:
-        return _pyplot().subplots(figsize=figsize)
-    return ax.figure, ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize) if ax is None else (ax.figure, ax)
+
+
+def _vectors(where, first, second, names):
+    """Two float64 vectors of one non-empty length, or a ValueError that names them."""
+    first, second = (np.asarray(v, dtype="float64").reshape(-1) for v in (first, second))
+    if first.size == 0 or first.shape != second.shape:
+        raise ValueError(
+            f"{where}: {names} must be non-empty and of equal length; received {first.shape} "
+            f"and {second.shape}"
+        )
+    return first, second
 
 
 def _titled(fig, ax, title):
@@ -66,7 +71,8 @@ def image_grid(
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
+    import matplotlib.pyplot as plt
+
     images = as_images(images)
     n = images.shape[0]
     if n == 0:
@@ -219,7 +225,8 @@ def plot_history(
     Returns:
         The `Figure`.
     """
-    plt = _pyplot()
+    import matplotlib.pyplot as plt
+
     logs = getattr(history, "history", history)
     keys = [k for k in keys if k in logs]
     if not keys:
@@ -277,13 +284,9 @@ def plot_log_likelihood_vs_k(
     Returns:
         The `Figure`.
     """
-    ks = np.asarray(ks, dtype="float64").reshape(-1)
-    estimates = np.asarray(estimates, dtype="float64").reshape(-1)
-    if ks.size == 0 or ks.shape != estimates.shape or np.any(ks < 1):
-        raise ValueError(
-            "plot_log_likelihood_vs_k: ks (all >= 1) and estimates must be non-empty and of "
-            f"equal length; received {ks.shape} and {estimates.shape}"
-        )
+    ks, estimates = _vectors("plot_log_likelihood_vs_k", ks, estimates, "ks and estimates")
+    if np.any(ks < 1):
+        raise ValueError(f"plot_log_likelihood_vs_k: every K must be >= 1; received ks={ks}")
     if stderrs is not None:
         stderrs = np.asarray(stderrs, dtype="float64").reshape(-1)
         if stderrs.shape != ks.shape:
@@ -352,13 +355,8 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     Returns:
         The `Figure`.
     """
-    rates = np.asarray(rates, dtype="float64").reshape(-1)
-    distortions = np.asarray(distortions, dtype="float64").reshape(-1)
-    if rates.size == 0 or rates.shape != distortions.shape:
-        raise ValueError(
-            "plot_rate_distortion: rates and distortions must be non-empty and of equal length; "
-            f"received {rates.shape} and {distortions.shape}"
-        )
+    names = "rates and distortions"
+    rates, distortions = _vectors("plot_rate_distortion", rates, distortions, names)
     if labels is not None and len(labels) != rates.size:
         raise ValueError(f"plot_rate_distortion: {len(labels)} labels for {rates.size} points")
     fig, ax = _figure(ax, (5.5, 4.2))

@@ -89,18 +89,14 @@ class CyclicalAnnealing(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, cycle_steps, ratio=0.5, start=0.0, end=1.0, num_cycles=None):
-        self.cycle_steps = _validation.positive_int(cycle_steps, "cycle_steps", "CyclicalAnnealing")
-        ratio = _validation.number(ratio, "ratio", "CyclicalAnnealing", positive=True)
-        if ratio > 1:
-            raise ValueError(
-                f"CyclicalAnnealing: ratio must lie in (0, 1]; received ratio={ratio!r}"
-            )
-        self.ratio = ratio
-        self.start = _validation.number(start, "start", "CyclicalAnnealing", non_negative=True)
-        self.end = _validation.number(end, "end", "CyclicalAnnealing", non_negative=True)
-        self.num_cycles = _validation.integer(
-            num_cycles, "num_cycles", "CyclicalAnnealing", optional=True
-        )
+        where = "CyclicalAnnealing"
+        self.cycle_steps = _validation.positive_int(cycle_steps, "cycle_steps", where)
+        self.ratio = _validation.number(ratio, "ratio", where, positive=True)
+        if self.ratio > 1:
+            raise ValueError(f"{where}: ratio must lie in (0, 1]; received ratio={ratio!r}")
+        self.start = _validation.number(start, "start", where, non_negative=True)
+        self.end = _validation.number(end, "end", where, non_negative=True)
+        self.num_cycles = _validation.integer(num_cycles, "num_cycles", where, optional=True)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")

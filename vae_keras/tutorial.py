@@ -255,12 +255,10 @@ def cell_source(obj):
     """
     function = obj
     if isinstance(obj, type):
-        methods = [
-            value for value in vars(obj).values() if callable(value) and hasattr(value, "__code__")
-        ]
-        if not methods:
+        methods = (value for value in vars(obj).values() if hasattr(value, "__code__"))
+        function = next(methods, None)
+        if function is None:
             raise ValueError(f"cell_source: {obj.__name__} defines no method; received {obj}")
-        function = methods[0]
     code = getattr(function, "__code__", None)
     if code is None:
         raise ValueError(f"cell_source: expected a function or a class; received {obj!r}")
@@ -323,21 +321,15 @@ def run_on_backends(script, backends=("tensorflow", "jax", "torch"), cwd=None, t
     """
     import importlib.util
 
-    packages = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
     outputs = {}
-    for backend in backends:
-        if importlib.util.find_spec(packages.get(backend, backend)) is None:
-            outputs[backend] = f"not installed here (pip install {packages.get(backend, backend)})"
+    for backend in backends:  # each backend's package has the backend's name
+        if importlib.util.find_spec(backend) is None:
+            outputs[backend] = f"not installed here (pip install {backend})"
             continue
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        result = subprocess.run(
-            [sys.executable, "-c", script],
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        command = [sys.executable, "-c", script]
+        result = subprocess.run(  # a failed run is reported below, not raised
+            command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
         )
         if result.returncode != 0:
             last = [line for line in result.stderr.splitlines() if line.strip()][-1:]

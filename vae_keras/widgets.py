@@ -249,26 +249,15 @@ class _Explorer:
             ) from error
         plane = _PlaneImage(self)
         low, high = self.z_range
-        start = np.clip(self.codes[0], low, high)
+        limits = dict(min=low, max=high, step=step, continuous_update=True, readout_format=".2f")
         sliders = [
-            widgets.FloatSlider(
-                value=float(value),
-                min=low,
-                max=high,
-                step=step,
-                description=name,
-                continuous_update=True,
-                readout_format=".2f",
-            )
-            for name, value in zip(("z₁", "z₂"), start)
+            widgets.FloatSlider(value=float(value), description=name, **limits)
+            for name, value in zip(("z₁", "z₂"), np.clip(self.codes[0], low, high))
         ]
         label = None
         if self.num_classes is not None:
-            label = widgets.Dropdown(
-                options=[(self.name(k), k) for k in range(self.num_classes)],
-                value=0,
-                description="label",
-            )
+            options = [(self.name(k), k) for k in range(self.num_classes)]
+            label = widgets.Dropdown(options=options, value=0, description="label")
         image = widgets.Image(format="png", width=224, height=224)
         plane_image = widgets.Image(format="png")
 
