@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from vae_keras import _validation
+from vae_keras.convolution import Conv2DTranspose
 
 __all__ = ["build_mlp_encoder", "build_mlp_decoder", "build_conv_encoder", "build_conv_decoder"]
 
@@ -255,8 +256,6 @@ def build_conv_decoder(
     x = layers.Reshape((small[0], small[1], filters[0]))(x)
     x = _with_label_channels(x, label, *small)
     for n_filters in filters:
-        x = layers.Conv2DTranspose(n_filters, 3, strides=2, padding="same", activation=activation)(
-            x
-        )
-    outputs = layers.Conv2DTranspose(channels, 3, padding="same", activation="sigmoid")(x)
+        x = Conv2DTranspose(n_filters, 3, strides=2, padding="same", activation=activation)(x)
+    outputs = Conv2DTranspose(channels, 3, padding="same", activation="sigmoid")(x)
     return keras.Model(inputs, outputs, name=name)
