@@ -84,13 +84,9 @@ def build_nets(arch, latent_dim=LATENT_DIM):
             vk.build_mlp_encoder(latent_dim=latent_dim, hidden_units=(512,)),
             vk.build_mlp_decoder(latent_dim=latent_dim, hidden_units=(512,)),
         )
-    from benchmarks.convolution import swap_transposed
-    from vae_keras.convolution import Conv2DTranspose
-
-    decoder = vk.build_conv_decoder(latent_dim=latent_dim, filters=(64, 32))
     return (
         vk.build_conv_encoder(latent_dim=latent_dim, filters=(32, 64), dense_units=64),
-        swap_transposed(decoder, Conv2DTranspose),  # what the builders use from issue 29 on
+        vk.build_conv_decoder(latent_dim=latent_dim, filters=(64, 32)),
     )
 
 
