@@ -306,10 +306,10 @@ def test_likelihoods_agree_with_the_loss_and_the_log_likelihood():
 CODE_LINES_TARGET = 3000
 CODE_LINES_NOW = 3085
 # Features that later issues add, each with the budget its issue names (or, for issue 29,
-# which names none, what the first version took): counted apart from issue 30's figure.
+# which names none, what the first version took), counted apart from issue 30's figure.
+# Issue 27's model will join with "semisupervised.py": 150.
 FEATURE_BUDGETS = {
     "convolution.py": 45,  # issue 29: the transposed convolution's fast path on JAX
-    "semisupervised.py": 150,  # issue 27: "adds at most 150 code lines"
 }
 
 
@@ -362,10 +362,7 @@ def _package_code_lines():
 
 @pytest.mark.parametrize("name", sorted(FEATURE_BUDGETS))
 def test_each_later_feature_keeps_its_budget(name):
-    path = PACKAGE / name
-    if not path.exists():
-        pytest.skip(f"{name} is not in this checkout")
-    assert _code_lines(path.read_text()) <= FEATURE_BUDGETS[name]
+    assert _code_lines((PACKAGE / name).read_text()) <= FEATURE_BUDGETS[name]
 
 
 def test_the_package_stays_small():
