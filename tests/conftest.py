@@ -1,4 +1,5 @@
 import os
+import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,6 +29,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# ------------------------------------------------------------ the end of the run
+# With KERAS_BACKEND=torch, a run that has used tf.data (the stream tests) can hang after its
+# summary: the destructor of a tf.data iterator waits, during interpreter shutdown, for a
+# thread of TensorFlow's pool that no longer runs (seen with `py-spy dump --native`:
+# `UnboundedThreadPool::LogicalThreadWrapper::~LogicalThreadWrapper`). Once pytest has
+# reported, the process therefore ends without running those destructors.
+_RESULT = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _RESULT["exitstatus"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "exitstatus" in _RESULT and "tensorflow" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_RESULT["exitstatus"])
 
 
 @pytest.fixture(autouse=True)
