@@ -16,7 +16,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class Everywhere(Conv2DTranspose):
-    fast_backends = BACKENDS
+    _fast_backends = BACKENDS
 
 
 CASES = [  # strides, padding, input height x width, kernel size
