@@ -46,6 +46,7 @@ REPORTS = (
     ("results.md", "results.md", "Speed and quality"),
     ("backends.md", "backends.md", "Per backend"),
     ("peers.md", "peers.md", "Against Pythae"),
+    ("torch_step.md", "torch_step.md", "A PyTorch step, piece by piece"),
     ("literature.md", "literature.md", "Binarized MNIST"),
     ("README.md", "method.md", "How it is measured"),
 )
