@@ -200,7 +200,19 @@ def test_notebook_in_jupyterlab(notebook, driver, jupyter_lab, screenshot_dir):
 
 
 GUIDE = sorted((ROOT / "docs" / "guide").glob("*.md"))
-REPORTS = ("results", "backends", "peers", "literature", "method")  # rendered from benchmarks/
+
+
+def _report_pages():
+    """The benchmark reports' page names, as docs/hooks.py renders them from benchmarks/."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hooks", ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    return [page.removesuffix(".md") for _, page, _ in hooks.REPORTS]
+
+
+REPORTS = _report_pages()
 SITE_PAGES = {
     "index": "",
     "notebook": f"notebooks/{NOTEBOOKS[0].stem}/" if NOTEBOOKS else "",
