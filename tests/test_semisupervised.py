@@ -48,13 +48,12 @@ def _by_hand(x, y, outputs, alpha, beta):
     mean, log_var = numpy["z_mean"], numpy["z_log_var"]
     kl = 0.5 * np.sum(np.exp(log_var) + mean**2 - 1 - log_var, axis=1)
     nelbo = (-log_px + beta * kl).reshape(K, n)  # nelbo[k, i]: image i with class k
-    logits = numpy["logits"]
-    log_q = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
-    q = np.exp(log_q)
+    q = numpy["probabilities"]
+    log_q = np.log(q)
     labelled = sum(nelbo[y[i], i] for i in range(n) if y[i] >= 0) / n
     unlabelled = sum(q[i] @ nelbo[:, i] + q[i] @ log_q[i] for i in range(n) if y[i] < 0) / n
     classification = -sum(log_q[i, y[i]] for i in range(n) if y[i] >= 0) / n
-    entropy = np.mean([-(q[i] @ log_q[i]) for i in range(n) if y[i] < 0])
+    entropy = sum(-(q[i] @ log_q[i]) for i in range(n) if y[i] < 0) / n
     return dict(
         loss=labelled + unlabelled + alpha * classification,
         labelled_loss=labelled,
@@ -62,6 +61,11 @@ def _by_hand(x, y, outputs, alpha, beta):
         classification_loss=classification,
         entropy=entropy,
     ), (nelbo, q, log_q)
+
+
+def _outputs(model, x):
+    """One pass of the three networks, as compute_loss takes it: q(y | x) and the pairs."""
+    return {**model.pairs(x), "probabilities": model(x)}
 
 
 def _terms(model, x, y, outputs):
@@ -75,7 +79,7 @@ def _terms(model, x, y, outputs):
 def test_the_loss_terms_match_a_computation_by_hand():
     model = _model(alpha=2.0, beta=0.5)
     x, y = _data()
-    outputs = model(x)
+    outputs = _outputs(model, x)
     total, logged = _terms(model, x, y, outputs)
     expected, _ = _by_hand(x, y, outputs, alpha=2.0, beta=0.5)
     assert total == pytest.approx(expected["loss"], rel=1e-4)
@@ -89,14 +93,14 @@ def test_the_unlabelled_bound_is_the_expectation_over_y_drawn_from_the_classifie
     model = _model()
     x, _ = _data()
     y = np.full(len(x), -1)
-    outputs = model(x)
+    outputs = _outputs(model, x)
     _, logged = _terms(model, x, y, outputs)
     _, (nelbo, q, log_q) = _by_hand(x, y, outputs, 2.0, 1.0)
     rng = np.random.default_rng(0)
     draws = [rng.choice(K, size=100_000, p=q[i] / q[i].sum()) for i in range(len(x))]
     monte_carlo = np.mean([np.mean(nelbo[d, i] + log_q[i, d]) for i, d in enumerate(draws)])
     assert logged["unlabelled_loss"] == pytest.approx(monte_carlo, rel=2e-3)
-    assert 0 < logged["entropy"] <= np.log(K) + 1e-6
+    assert 0 < logged["entropy"] <= np.log(K) + 1e-6  # all unlabelled: the mean entropy
 
 
 def test_fit_logs_the_terms_and_the_loss_is_their_sum():
@@ -112,23 +116,47 @@ def test_fit_logs_the_terms_and_the_loss_is_their_sum():
     assert result["unlabelled_loss"] == 0.0 and result["entropy"] == 0.0
 
 
-def test_one_pass_of_each_network_per_step_with_every_class_enumerated():
+@pytest.mark.parametrize("run_eagerly", [True, False])
+def test_one_pass_of_each_network_per_step_with_every_class_enumerated(run_eagerly):
+    # Calls are counted inside the training step only (JAX's `train_on_batch` also traces
+    # the model's `call` for its output shapes, outside the step). Eagerly each of the two
+    # steps calls each network once; a compiled step is traced once and replayed (PyTorch
+    # runs it eagerly unless jit_compile is set).
     model = _model(compile=False)
-    model.compile(optimizer="adam", run_eagerly=True)
-    calls = {"encoder": [], "decoder": [], "classifier": []}
+    model.compile(optimizer="adam", run_eagerly=run_eagerly)
+    x, y = _data(6)
+    model.train_on_batch(x, y)  # builds the model and the optimizer
+    calls, inside = {"encoder": [], "decoder": [], "classifier": []}, []
     for name in calls:
         network = getattr(model, name)
-        original = network.call
 
-        def counted(inputs, *args, _original=original, _name=name, **kwargs):
+        def counted(inputs, *args, _original=network.call, _name=name, **kwargs):
             first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-            calls[_name].append(int(first.shape[0]))
+            if inside:
+                calls[_name].append(first.shape[0])
             return _original(inputs, *args, **kwargs)
 
         network.call = counted
-    x, y = _data(6)
+    step = model.train_step
+
+    def flagged(*args, **kwargs):
+        inside.append(True)
+        try:
+            return step(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    model.train_step = flagged
+    model.make_train_function(force=True)
     model.train_on_batch(x, y)
-    assert calls == {"encoder": [6 * K], "decoder": [6 * K], "classifier": [6]}
+    model.train_on_batch(x, y)
+    steps = len(calls["classifier"])
+    assert steps == 2 if run_eagerly else steps in (1, 2)
+    assert calls == {
+        "encoder": [6 * K] * steps,
+        "decoder": [6 * K] * steps,
+        "classifier": [6] * steps,
+    }
 
 
 def test_predict_gives_class_probabilities_and_generate_the_requested_classes():
@@ -155,6 +183,7 @@ def test_predict_gives_class_probabilities_and_generate_the_requested_classes():
         (np.array([0.5, 1, 2, 0, -1, -1, -1, -1]), "whole class ids"),
         (np.zeros(7, int), r"shape \(8,\), one per image"),
         (None, "give a label per image"),
+        (np.array([[0, 1]] * 8), r"shape \(8,\), one per image"),
     ],
 )
 def test_fit_refuses_bad_labels(labels, message):
@@ -175,18 +204,21 @@ def test_other_mistakes_are_refused_with_clear_messages():
         model.predict(x * 3, verbose=0)
     with pytest.raises(ValueError, match="class ids in"):
         model.generate([0, -1])
-    with pytest.raises(ValueError, match="z must be finite, of shape"):
+    with pytest.raises(ValueError, match=r"z must have shape \(2, 2\) or \(2,\)"):
         model.generate([0, 1], z=np.zeros((3, LATENT)))
     with pytest.raises(AttributeError, match="received alpha=3"):
         model.alpha = 3
     with pytest.raises(AttributeError, match="received free_bits=1"):
         model.free_bits = 1
+    for setting in ({"free_bits": 1.0}, {"importance_samples": 5}):
+        with pytest.raises(ValueError, match="no free bits or importance samples"):
+            vk.SemiSupervisedVAE(model.encoder, model.decoder, model.classifier, K, **setting)
     with pytest.raises(ValueError, match="received alpha=-1"):
         vk.SemiSupervisedVAE(model.encoder, model.decoder, model.classifier, K, alpha=-1)
-    with pytest.raises(TypeError, match="classifier must be a Keras model"):
+    with pytest.raises(TypeError, match="classifier must be a Keras layer"):
         vk.SemiSupervisedVAE(model.encoder, model.decoder, "mlp", K)
     wide = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(K + 1)])
-    with pytest.raises(ValueError, match="the classifier must return"):
+    with pytest.raises(ValueError, match=r"classifier must give \(n, K\) logits"):
         vk.SemiSupervisedVAE(model.encoder, model.decoder, wide, K)
     with pytest.raises(ValueError, match="label input has width"):
         vk.SemiSupervisedVAE(model.encoder, model.decoder, model.classifier, K + 1)
@@ -227,7 +259,7 @@ def test_the_loss_is_float32_under_mixed_precision(policy):
     keras.mixed_precision.set_global_policy(policy)
     mixed = _model()
     mixed.set_weights(reference.get_weights())
-    outputs = mixed(x)
+    outputs = _outputs(mixed, x)
     assert keras.backend.standardize_dtype(outputs["reconstruction"].dtype) != "float32"
     total = mixed.compute_loss(x, ops.convert_to_tensor(y), outputs, training=False)
     assert keras.backend.standardize_dtype(total.dtype) == "float32"
