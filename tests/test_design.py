@@ -307,9 +307,10 @@ CODE_LINES_TARGET = 3000
 CODE_LINES_NOW = 3085
 # Features that later issues add, each with the budget its issue names (or, for issue 29,
 # which names none, what the first version took), counted apart from issue 30's figure.
-# Issue 27's model will join with "semisupervised.py": 150.
+# Issue 27's model (semisupervised.py) adds its two export lines to __init__.py's count.
 FEATURE_BUDGETS = {
     "convolution.py": 45,  # issue 29: the transposed convolution's fast path on JAX
+    "semisupervised.py": 150,  # issue 27: Kingma et al.'s M2, the label as a latent variable
 }
 
 

@@ -53,6 +53,7 @@ from vae_keras.layers import Sampling, sampling  # noqa: E402
 from vae_keras.losses import VAELoss, kl_divergence, kl_per_dimension  # noqa: E402
 from vae_keras.models import CVAE, VAE  # noqa: E402
 from vae_keras.schedules import CyclicalAnnealing, LinearWarmup  # noqa: E402
+from vae_keras.semisupervised import SemiSupervisedVAE  # noqa: E402
 
 __version__ = "0.2.0"
 
@@ -64,6 +65,7 @@ __all__ = [
     "VAELoss",
     "VAE",
     "CVAE",
+    "SemiSupervisedVAE",
     "LinearWarmup",
     "CyclicalAnnealing",
     "build_mlp_encoder",

@@ -15,7 +15,7 @@ Example:
 True
 """
 
-from vae_keras.exercises import nb01, nb02, nb03, nb04, nb05, nb06, nb07  # noqa: F401
+from vae_keras.exercises import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08  # noqa: F401
 from vae_keras.exercises._core import NotYet, check, exercise, expect_close, names
 from vae_keras.exercises.student import student_version, write_student_versions
 
