@@ -170,7 +170,7 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self.seed = _validation.seed(seed, name)
         self._likelihood = distribution
         self._free_bits = _validation.number(free_bits, "free_bits", name, non_negative=True)
-        self._importance_samples = _validation.positive_int(
+        self._importance_samples = _validation.integer(
             importance_samples, "importance_samples", name
         )
         self._check_importance_settings(beta_schedule, beta_number, self._free_bits)
@@ -403,12 +403,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if k > 1:  # the batch stacked k times
             z_mean_k, z_log_var_k = objective.tile(z_mean, k), objective.tile(z_log_var, k)
             condition_k = objective.tile(condition, k)
-        epsilon = keras.random.normal(
-            ops.shape(z_mean_k), dtype="float32", seed=self.sampler.seed_generator
-        )
-        z = ops.cast(
-            distributions.reparameterize(z_mean_k, z_log_var_k, epsilon), self.compute_dtype
-        )
+        seed = self.sampler.seed_generator  # the Sampling layer's generator draws eps
+        epsilon = keras.random.normal(ops.shape(z_mean_k), dtype="float32", seed=seed)
+        z = distributions.reparameterize(z_mean_k, z_log_var_k, epsilon)
+        z = ops.cast(z, self.compute_dtype)
         reconstruction = self.decoder(
             z if condition is None else [z, condition_k], training=training
         )

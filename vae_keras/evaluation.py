@@ -52,7 +52,7 @@ def _checked(model, x, where, batch_size=None):
     """`(images, condition, mask, batch_size)`: the data checked by the model, as NumPy."""
     check_model(model, where)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    batch_size = _validation.positive_int(batch_size, "batch_size", where)
+    batch_size = _validation.integer(batch_size, "batch_size", where)
     return (*model.checked_arrays(x, where), batch_size)
 
 
@@ -158,7 +158,7 @@ def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=Non
 def _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce):
     """`log_importance_weights`, or with `reduce` their log-mean-exp: `log_likelihood`."""
     where = "log_likelihood" if reduce else "log_importance_weights"
-    num_samples = _validation.positive_int(num_samples, "num_samples", where)
+    num_samples = _validation.integer(num_samples, "num_samples", where)
     images, condition, mask, batch_size = _checked(model, x, where, batch_size)
     rng = np.random.default_rng(_validation.seed_or_draw(seed, where))
     n = images.shape[0]
@@ -258,10 +258,11 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
 
 # ---------------------------------------------------- collapse diagnostics
 def _encoded(model, x, batch_size, where):
-    images, condition, _, batch_size = _checked(model, x, where, batch_size)
+    """`(images, condition, mask)` of at least one example, checked, and `_posterior_and_prior`."""
+    images, condition, mask, batch_size = _checked(model, x, where, batch_size)
     if images.shape[0] == 0:
         raise ValueError(f"{where}: needs at least one example; received 0")
-    return _posterior_and_prior(model, images, condition, batch_size)
+    return (images, condition, mask), *_posterior_and_prior(model, images, condition, batch_size)
 
 
 def kl_per_dimension(model, x, batch_size=None):
@@ -280,7 +281,7 @@ def kl_per_dimension(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`, in nats.
     """
-    posterior, prior = _encoded(model, x, batch_size, "kl_per_dimension")
+    _, posterior, prior = _encoded(model, x, batch_size, "kl_per_dimension")
     kl = distributions.kl_per_dimension(*(p.astype("float64") for p in posterior + prior))
     return np.mean(ops.convert_to_numpy(kl).astype("float64"), axis=0)
 
@@ -299,7 +300,7 @@ def posterior_mean_variance(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`.
     """
-    (z_mean, _), _ = _encoded(model, x, batch_size, "posterior_mean_variance")
+    _, (z_mean, _), _ = _encoded(model, x, batch_size, "posterior_mean_variance")
     return np.var(z_mean.astype("float64"), axis=0)
 
 
@@ -400,21 +401,18 @@ def optimize_posterior(
         ready for `log_likelihood(..., posterior=...)`.
     """
     where = "optimize_posterior"
-    steps = _validation.positive_int(steps, "steps", where)
-    num_samples = _validation.positive_int(num_samples, "num_samples", where)
+    steps = _validation.integer(steps, "steps", where)
+    num_samples = _validation.integer(num_samples, "num_samples", where)
     learning_rate = _validation.number(learning_rate, "learning_rate", where, positive=True)
     if init not in ("encoder", "prior"):
         raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received init={init!r}")
-    images, condition, mask, _ = _checked(model, x, where)
+    (images, condition, mask), (z_mean, z_log_var), prior = _encoded(model, x, None, where)
     if mask is not None:
         raise ValueError(
             f"{where}: a mask is not supported here (it fits q to every pixel); give "
             "[images, condition] without the mask"
         )
     n = images.shape[0]
-    if n == 0:
-        raise ValueError(f"{where}: needs at least one example; received 0")
-    (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, DEFAULT_BATCH_SIZE)
     if init == "prior":  # N(0, I), or p(z | c) of the CVAE's prior network
         z_mean, z_log_var = prior or (np.zeros_like(z_mean), np.zeros_like(z_log_var))
     if condition is None:
