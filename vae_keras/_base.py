@@ -386,9 +386,7 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         `reparameterize(*prior, eps)`. The condition is the network's input
         (one-hot for labels); without a `prior` network the answer is `()`.
         """
-        if self.prior is None:
-            return ()
-        return tuple(self.prior(condition, training=training))
+        return () if self.prior is None else tuple(self.prior(condition, training=training))
 
     def _forward(self, images, condition, training=None):
         """One encoder pass, one draw of z, one decoder pass (and one prior pass, if any).
@@ -520,11 +518,11 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
                 "(train it, call it on a batch, or give z)"
             )
         else:
+            shape = (n, self._latent_dim)
             if _validation.seed(seed, where) is not None:
-                z = np.random.default_rng(seed).standard_normal((n, self._latent_dim))
-                z = z.astype("float32")
+                z = np.random.default_rng(seed).standard_normal(shape).astype("float32")
             else:  # Keras' global seed generator (set_random_seed); NumPy's is left alone
-                z = keras.random.normal((n, self._latent_dim), dtype="float32")
+                z = keras.random.normal(shape, dtype="float32")
             prior = self.prior_at(condition)
             z = distributions.reparameterize(*prior, z) if prior else z
         return ops.convert_to_numpy(self._likelihood.mean(self._decode_public(z, condition, False)))
@@ -549,7 +547,5 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         config = dict(config)
         for key in ("encoder", "decoder", "beta", "prior"):
             if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(
-                    config[key], custom_objects=custom_objects
-                )
+                config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects)
         return cls(**config)  # files saved before `sigma` existed get its default, 1

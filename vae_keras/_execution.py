@@ -60,9 +60,7 @@ def check_distribution_support(where):
 def resolve_steps_per_execution(requested):
     if requested != "auto":
         return requested
-    if backend_is("tensorflow") and not tf_strategy_active():
-        return TF_STEPS_PER_EXECUTION
-    return 1
+    return TF_STEPS_PER_EXECUTION if backend_is("tensorflow") and not tf_strategy_active() else 1
 
 
 def resolve_jit_compile(requested, model, run_eagerly):

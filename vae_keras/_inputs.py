@@ -181,9 +181,8 @@ class InputChecks:
         if labels.ndim == 2 and labels.shape[1] == 1 and self.num_classes != 1:
             labels = labels[:, 0]
         if labels.ndim == 1 and labels.size:
-            if labels.dtype.kind not in "iub" and (
-                labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0))
-            ):
+            kind = labels.dtype.kind
+            if not (kind in "iub" or (kind == "f" and np.all(np.mod(labels, 1) == 0))):
                 raise ValueError(
                     f"CVAE: integer labels must be whole numbers; received labels of dtype {labels.dtype}"
                 )
@@ -291,9 +290,8 @@ class InputChecks:
 
     def check_validation_data(self, validation_data):
         """Checks `validation_data` in every form Keras accepts; returns it, streams wrapped."""
-        if not isinstance(validation_data, (list, tuple)):
-            if is_array(validation_data):
-                self.check_inputs(validation_data, role="validation_data")
+        if not isinstance(validation_data, (list, tuple)):  # arrays checked, streams wrapped
+            self.check_inputs(validation_data, role="validation_data")
             return self.wrap(validation_data)
         pair = len(validation_data) == 2 and all(map(is_array, validation_data))
         if self.conditional and pair:

@@ -58,16 +58,13 @@ def _with_label_channels(x, label, height, width):
     """`x`, a `(height, width, channels)` map, with the one-hot label tiled as extra channels."""
     if label is None:
         return x
-    tiled = layers.Reshape((height, width, label.shape[-1]))(
-        layers.RepeatVector(height * width)(label)
-    )
+    repeated = layers.RepeatVector(height * width)(label)
+    tiled = layers.Reshape((height, width, label.shape[-1]))(repeated)
     return layers.Concatenate()([x, tiled])
 
 
 def _latent_heads(x, latent_dim):
-    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
-    return [z_mean, z_log_var]
+    return [layers.Dense(latent_dim, name=name)(x) for name in ("z_mean", "z_log_var")]
 
 
 def build_mlp_encoder(

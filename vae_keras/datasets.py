@@ -368,9 +368,8 @@ class DynamicBinarization(keras.utils.PyDataset):
         chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
         grey = self.images[chosen]
         binary = _draw(np.random.default_rng([self.seed, self.epoch, index]), grey)
-        if self.conditions is None:
-            return (binary,)
-        return ((binary, self.conditions[chosen]),)
+        # the model's inputs alone, as one-element tuples: (images,) or ((images, conditions),)
+        return (binary,) if self.conditions is None else ((binary, self.conditions[chosen]),)
 
     def on_epoch_end(self):
         self.epoch += 1

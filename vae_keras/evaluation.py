@@ -165,7 +165,6 @@ def _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce):
     (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, batch_size)
     if posterior is not None:
         z_mean, z_log_var = _given_posterior(posterior, n, where)
-    latent_dim = z_mean.shape[1]
     # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
     log_px_fn = _log_px_function(model, n * num_samples, where)
     examples = max(1, min(n, batch_size // num_samples)) if n else 1
@@ -175,16 +174,15 @@ def _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce):
     for rows in _chunks(n, examples):
         b = rows.stop - rows.start
         part = [None if a is None else ops.convert_to_tensor(a[rows]) for a in (condition, mask)]
+        posterior_rows = z_mean[rows], z_log_var[rows]  # this chunk's q(z | x) and p(z)
+        prior_rows = tuple(p[rows] for p in prior)
         weights = []
         for k0 in range(0, num_samples, draws):
             k = min(draws, num_samples - k0)
-            eps = rng.standard_normal((k * b, latent_dim), dtype="float32")
-            z = distributions.reparameterize(
-                objective.tile(z_mean[rows], k), objective.tile(z_log_var[rows], k), eps
-            )
+            eps = rng.standard_normal((k * b, z_mean.shape[1]), dtype="float32")
+            z = distributions.reparameterize(*(objective.tile(t, k) for t in posterior_rows), eps)
             log_px = log_px_fn(ops.convert_to_tensor(images[rows]), z, *part)
-            chunk_prior = tuple(p[rows] for p in prior)
-            w = objective.log_weights(log_px, z_mean[rows], z_log_var[rows], eps, chunk_prior, k)
+            w = objective.log_weights(log_px, *posterior_rows, eps, prior_rows, k)
             weights.append(ops.convert_to_numpy(w).astype("float64").T)  # (b, k)
         weights = np.concatenate(weights, axis=1)
         if reduce:  # log-mean-exp over all the draws, in float64

@@ -35,8 +35,7 @@ def _sample(z_mean, z_log_var, seed, dtype):
     `eps` is drawn in float32 (or wider): under mixed precision the arithmetic
     must not run in float16, where `exp(0.5 * z_log_var)` overflows.
     """
-    z_mean = ops.convert_to_tensor(z_mean)
-    z_log_var = ops.convert_to_tensor(z_log_var)
+    z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
     wide = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=wide, seed=seed)
     return ops.cast(reparameterize(z_mean, z_log_var, epsilon), dtype or z_mean.dtype)

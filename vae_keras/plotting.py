@@ -54,6 +54,14 @@ def _titled(fig, ax, title):
     return fig
 
 
+def _laid_out(fig, suptitle):
+    """The figure, with its title (if one is given) and a tight layout."""
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
 def image_grid(
     images, n_cols=10, row_labels=None, titles=None, cell_size=1.0, cmap="gray_r", suptitle=None
 ):
@@ -92,10 +100,7 @@ def image_grid(
     if row_labels is not None:
         for row, label in enumerate(row_labels):
             axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center")
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, suptitle)
 
 
 def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, alpha=0.6):
@@ -250,10 +255,7 @@ def plot_history(
         xlabel = "epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})"
         ax.set(title=name, xlabel=xlabel, ylabel="" if key == "beta" else "nats per image")
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, title)
 
 
 def save_figure(fig, name, directory="images", dpi=110):

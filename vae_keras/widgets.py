@@ -133,9 +133,7 @@ def latent_explorer(
     3
     """
     explorer = _Explorer(model, images, labels, codes, z_range, class_names)
-    if interactive:
-        return explorer.widget(step)
-    return explorer.figure()
+    return explorer.widget(step) if interactive else explorer.figure()
 
 
 class _Explorer:
