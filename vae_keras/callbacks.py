@@ -204,10 +204,8 @@ class ImageSnapshots(keras.callbacks.Callback):
             for a in (images, reconstructions)
         ]
         pairs = np.stack(rows, axis=1).reshape((-1,) + images.shape[1:])
-        return {
-            "samples": tile_images(samples, self.n_cols, zoom=self.zoom),
-            "reconstructions": tile_images(pairs, width, zoom=self.zoom),
-        }
+        samples = tile_images(samples, self.n_cols, zoom=self.zoom)
+        return {"samples": samples, "reconstructions": tile_images(pairs, width, zoom=self.zoom)}
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:

@@ -123,10 +123,9 @@ def _stratified_split(images, labels, train_size, seed=0):
     order = np.argsort(-(quotas - per_class), kind="stable")
     per_class[order[:remainder]] += 1
     rng = np.random.default_rng(seed)
-    test_index = []
-    for cls, k in zip(classes, per_class):
-        members = np.flatnonzero(labels == cls)
-        test_index.append(rng.permutation(members)[:k])
+    test_index = [
+        rng.permutation(np.flatnonzero(labels == cls))[:k] for cls, k in zip(classes, per_class)
+    ]
     test_mask = np.zeros(n, dtype=bool)
     test_mask[np.concatenate(test_index)] = True
     train_index = rng.permutation(np.flatnonzero(~test_mask))

@@ -150,11 +150,8 @@ class NaNGuard(keras.callbacks.Callback):
         self._snapshot = None
         self._reset()
 
-    def _reset(self):
-        self.stopped_step = None
-        self.restored_step = None
-        self.first_non_finite = None
-        self.report = None
+    def _reset(self):  # the attributes of a guard that has found nothing yet
+        self.stopped_step = self.restored_step = self.first_non_finite = self.report = None
 
     def set_model(self, model):
         if self.x is not None:

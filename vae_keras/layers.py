@@ -17,14 +17,13 @@ def _check_pair(inputs, where):
             f"received {type(inputs).__name__}"
             + (f" of length {len(inputs)}" if isinstance(inputs, (list, tuple)) else "")
         )
-    z_mean, z_log_var = inputs
-    mean_shape, log_var_shape = tuple(z_mean.shape), tuple(z_log_var.shape)
+    mean_shape, log_var_shape = (tuple(tensor.shape) for tensor in inputs)
     if shapes_differ(mean_shape, log_var_shape):
         raise ValueError(
             f"{where}: z_mean and z_log_var must have the same shape; "
             f"received {mean_shape} and {log_var_shape}"
         )
-    return z_mean, z_log_var
+    return inputs
 
 
 def _sample(z_mean, z_log_var, seed, dtype):

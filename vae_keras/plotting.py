@@ -87,9 +87,8 @@ def image_grid(
         raise ValueError("image_grid: no images to draw")
     n_cols = min(n_cols, n)
     n_rows = -(-n // n_cols)
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(cell_size * n_cols, cell_size * n_rows), squeeze=False
-    )
+    figsize = (cell_size * n_cols, cell_size * n_rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set(xticks=[], yticks=[])
         ax.spines[:].set_visible(False)
@@ -365,9 +364,8 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     ax.plot(rates, distortions, "o-", ms=5)
     span = np.array([0.0, max(rates.max(), 1e-9) * 1.1])
     best = float(np.min(rates + distortions))
-    ax.plot(
-        span, best - span, ls="--", lw=0.8, color="gray", label=f"best ELBO: R + D = {best:.1f}"
-    )
+    diagonal = f"best ELBO: R + D = {best:.1f}"
+    ax.plot(span, best - span, ls="--", lw=0.8, color="gray", label=diagonal)
     ax.legend(fontsize=8, loc="upper right")
     if labels is not None:
         for r, d, text in zip(rates, distortions, labels):
