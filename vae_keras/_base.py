@@ -170,7 +170,7 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         self.seed = _validation.seed(seed, name)
         self._likelihood = distribution
         self._free_bits = _validation.number(free_bits, "free_bits", name, non_negative=True)
-        self._importance_samples = _validation.positive_int(
+        self._importance_samples = _validation.integer(
             importance_samples, "importance_samples", name
         )
         self._check_importance_settings(beta_schedule, beta_number, self._free_bits)
@@ -386,9 +386,7 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         `reparameterize(*prior, eps)`. The condition is the network's input
         (one-hot for labels); without a `prior` network the answer is `()`.
         """
-        if self.prior is None:
-            return ()
-        return tuple(self.prior(condition, training=training))
+        return () if self.prior is None else tuple(self.prior(condition, training=training))
 
     def _forward(self, images, condition, training=None):
         """One encoder pass, one draw of z, one decoder pass (and one prior pass, if any).
@@ -403,12 +401,10 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         if k > 1:  # the batch stacked k times
             z_mean_k, z_log_var_k = objective.tile(z_mean, k), objective.tile(z_log_var, k)
             condition_k = objective.tile(condition, k)
-        epsilon = keras.random.normal(
-            ops.shape(z_mean_k), dtype="float32", seed=self.sampler.seed_generator
-        )
-        z = ops.cast(
-            distributions.reparameterize(z_mean_k, z_log_var_k, epsilon), self.compute_dtype
-        )
+        seed = self.sampler.seed_generator  # the Sampling layer's generator draws eps
+        epsilon = keras.random.normal(ops.shape(z_mean_k), dtype="float32", seed=seed)
+        z = distributions.reparameterize(z_mean_k, z_log_var_k, epsilon)
+        z = ops.cast(z, self.compute_dtype)
         reconstruction = self.decoder(
             z if condition is None else [z, condition_k], training=training
         )
@@ -522,11 +518,11 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
                 "(train it, call it on a batch, or give z)"
             )
         else:
+            shape = (n, self._latent_dim)
             if _validation.seed(seed, where) is not None:
-                z = np.random.default_rng(seed).standard_normal((n, self._latent_dim))
-                z = z.astype("float32")
+                z = np.random.default_rng(seed).standard_normal(shape).astype("float32")
             else:  # Keras' global seed generator (set_random_seed); NumPy's is left alone
-                z = keras.random.normal((n, self._latent_dim), dtype="float32")
+                z = keras.random.normal(shape, dtype="float32")
             prior = self.prior_at(condition)
             z = distributions.reparameterize(*prior, z) if prior else z
         return ops.convert_to_numpy(self._likelihood.mean(self._decode_public(z, condition, False)))
@@ -551,7 +547,5 @@ class LatentVariableModel(CheckedEntryPoints, CompilePolicy, keras.Model):
         config = dict(config)
         for key in ("encoder", "decoder", "beta", "prior"):
             if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(
-                    config[key], custom_objects=custom_objects
-                )
+                config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects)
         return cls(**config)  # files saved before `sigma` existed get its default, 1

@@ -60,17 +60,13 @@ def check_distribution_support(where):
 def resolve_steps_per_execution(requested):
     if requested != "auto":
         return requested
-    if backend_is("tensorflow") and not tf_strategy_active():
-        return TF_STEPS_PER_EXECUTION
-    return 1
+    return TF_STEPS_PER_EXECUTION if backend_is("tensorflow") and not tf_strategy_active() else 1
 
 
 def resolve_jit_compile(requested, model, run_eagerly):
     """`True` on CPU-only TensorFlow for models without convolutions, else Keras' "auto"."""
-    if requested != "auto":
-        return requested
-    if run_eagerly or not backend_is("tensorflow"):
-        return "auto"
+    if requested != "auto" or run_eagerly or not backend_is("tensorflow"):
+        return requested  # the value asked for, or Keras' own "auto"
     import tensorflow as tf
 
     try:
@@ -80,12 +76,11 @@ def resolve_jit_compile(requested, model, run_eagerly):
     devices = tf.config.list_physical_devices()
     if tf.distribute.has_strategy() or any(device.device_type != "CPU" for device in devices):
         return "auto"
-    layers = model._flatten_layers()
     if is_op_determinism_enabled() or any(
         # a convolution (Keras' Conv*, SeparableConv*, DepthwiseConv*, ConvLSTM* all have a
         # kernel_size), or a layer that cannot be compiled
         hasattr(layer, "kernel_size") or not getattr(layer, "supports_jit", True)
-        for layer in layers
+        for layer in model._flatten_layers()
     ):
         return "auto"
     return True

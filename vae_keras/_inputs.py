@@ -137,31 +137,33 @@ class InputChecks:
             "themselves); call fit(x) / evaluate(x) without y"
         )
 
-    def _not_finite(self, role):
-        return f"{self.name}: {role} contain NaN or infinite values"
-
     def _one_hot_width(self, width):
         return f"CVAE: one-hot labels have width {width} but num_classes is {self.num_classes}"
 
-    def _shape_mismatch(self, role, shape, expected):
-        per = "example" if role == "conditions" else "image"
-        return f"{self.name}: {role} have shape {shape} per {per}; the encoder expects {expected}"
+    def _check_shape(self, role, shape, expected):
+        """Refuses a per-example shape that certainly differs from the encoder's."""
+        if shapes_differ(expected, shape):
+            per = "example" if role == "conditions" else "image"
+            raise ValueError(
+                f"{self.name}: {role} have shape {shape} per {per}; the encoder expects {expected}"
+            )
 
     # ------------------------------------------------------- eager checks
+    def _check_array(self, array, role, expected_shape):
+        """A NumPy array of the data: a batch axis, the encoder's shape per example, finite."""
+        if array.ndim < 1:
+            raise ValueError(f"{self.name}: {role} must have a batch axis; received a scalar")
+        self._check_shape(role, array.shape[1:], expected_shape)
+        if array.size and array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"{self.name}: {role} contain NaN or infinite values")
+
     def check_images(self, images, role="images"):
         """Shape, finiteness and (Bernoulli) range of NumPy-like images; others pass."""
         if not is_array(images):
             return
         images = np.asarray(images)
-        if images.ndim < 1:
-            raise ValueError(f"{self.name}: {role} must have a batch axis; received a scalar")
-        if shapes_differ(self.image_shape, images.shape[1:]):
-            raise ValueError(self._shape_mismatch(role, images.shape[1:], self.image_shape))
-        if not images.size:
-            return
-        if images.dtype.kind == "f" and not np.isfinite(images).all():
-            raise ValueError(self._not_finite(role))
-        if self.likelihood in _UNIT_RANGE:
+        self._check_array(images, role, self.image_shape)
+        if images.size and self.likelihood in _UNIT_RANGE:
             low, high = images.min(), images.max()
             if low < 0 or high > 1:
                 raise ValueError(
@@ -179,9 +181,8 @@ class InputChecks:
         if labels.ndim == 2 and labels.shape[1] == 1 and self.num_classes != 1:
             labels = labels[:, 0]
         if labels.ndim == 1 and labels.size:
-            if labels.dtype.kind not in "iub" and (
-                labels.dtype.kind != "f" or not np.all(np.equal(np.mod(labels, 1), 0))
-            ):
+            kind = labels.dtype.kind
+            if not (kind in "iub" or (kind == "f" and np.all(np.mod(labels, 1) == 0))):
                 raise ValueError(
                     f"CVAE: integer labels must be whole numbers; received labels of dtype {labels.dtype}"
                 )
@@ -198,17 +199,10 @@ class InputChecks:
     def check_conditions(self, conditions):
         """Checks conditions of any shape (`num_classes=None`); returns them as float32 NumPy."""
         conditions = np.asarray(conditions)
-        if conditions.ndim < 1:
-            raise ValueError("CVAE: conditions must have a batch axis; received a scalar")
         if conditions.dtype.kind not in "iubf":
             raise ValueError(f"CVAE: conditions must be numbers; received dtype {conditions.dtype}")
-        if shapes_differ(self.condition_shape, conditions.shape[1:]):
-            raise ValueError(
-                self._shape_mismatch("conditions", conditions.shape[1:], self.condition_shape)
-            )
         conditions = conditions.astype("float32")
-        if conditions.size and not np.isfinite(conditions).all():
-            raise ValueError(self._not_finite("conditions"))
+        self._check_array(conditions, "conditions", self.condition_shape)
         return conditions
 
     def check_condition(self, condition, n=None):
@@ -296,9 +290,8 @@ class InputChecks:
 
     def check_validation_data(self, validation_data):
         """Checks `validation_data` in every form Keras accepts; returns it, streams wrapped."""
-        if not isinstance(validation_data, (list, tuple)):
-            if is_array(validation_data):
-                self.check_inputs(validation_data, role="validation_data")
+        if not isinstance(validation_data, (list, tuple)):  # arrays checked, streams wrapped
+            self.check_inputs(validation_data, role="validation_data")
             return self.wrap(validation_data)
         pair = len(validation_data) == 2 and all(map(is_array, validation_data))
         if self.conditional and pair:
@@ -352,15 +345,12 @@ class InputChecks:
             raise ValueError(self.no_targets_message())
         image_spec, label_spec = self.split(x_spec)
         shape = static_shape(image_spec.shape)
-        if shape is not None and shapes_differ(self.image_shape, shape[1:]):
-            raise ValueError(self._shape_mismatch("images", shape[1:], self.image_shape))
+        if shape is not None:
+            self._check_shape("images", shape[1:], self.image_shape)
         if label_spec is not None:
             label_shape = static_shape(label_spec.shape)
             if not self.labelled:
-                if shapes_differ(self.condition_shape, label_shape[1:]):
-                    raise ValueError(
-                        self._shape_mismatch("conditions", label_shape[1:], self.condition_shape)
-                    )
+                self._check_shape("conditions", label_shape[1:], self.condition_shape)
             elif len(label_shape) == 2 and label_shape[-1] not in (None, 1, self.num_classes):
                 raise ValueError(self._one_hot_width(label_shape[-1]))
 

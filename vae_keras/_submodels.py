@@ -48,11 +48,10 @@ def check_conditional_inputs(encoder, decoder, num_classes):
     """
     what = "one_hot_labels" if num_classes is not None else "condition"
     shapes = {}
-    for role, model in (("encoder", encoder), ("decoder", decoder)):
+    for role, first, model in (("encoder", "images", encoder), ("decoder", "z", decoder)):
         inputs = getattr(model, "inputs", None)
         if not inputs:
             continue
-        first = "images" if role == "encoder" else "z"
         if len(inputs) != 2:
             raise ValueError(
                 f"CVAE: the {role} must take two inputs [{first}, {what}]; it takes {len(inputs)}"
@@ -72,22 +71,19 @@ def check_conditional_inputs(encoder, decoder, num_classes):
 
 def check_prior(where, prior, encoder, latent_dim):
     """The prior network maps the condition to `[prior_mean, prior_log_var]`, latent-wide."""
-    prior_inputs = getattr(prior, "inputs", None)
-    encoder_inputs = getattr(encoder, "inputs", None)
-    if prior_inputs:
-        if len(prior_inputs) != 1:
+    prior_inputs = getattr(prior, "inputs", None) or []  # a subclassed model declares none
+    encoder_inputs = getattr(encoder, "inputs", None) or []
+    if len(prior_inputs) > 1:
+        raise ValueError(
+            f"{where}: the prior must take one input (the condition); it takes {len(prior_inputs)}"
+        )
+    if prior_inputs and len(encoder_inputs) == 2:
+        shape, expected = (static_shape(t)[1:] for t in (prior_inputs[0], encoder_inputs[1]))
+        if shapes_differ(expected, shape):
             raise ValueError(
-                f"{where}: the prior must take one input (the condition); it takes "
-                f"{len(prior_inputs)}"
+                f"{where}: the prior's input has shape {shape} but the encoder's condition "
+                f"input has {expected}; the prior takes the same condition"
             )
-        if encoder_inputs and len(encoder_inputs) == 2:
-            expected = static_shape(encoder_inputs[1])[1:]
-            shape = static_shape(prior_inputs[0])[1:]
-            if shapes_differ(expected, shape):
-                raise ValueError(
-                    f"{where}: the prior's input has shape {shape} but the encoder's condition "
-                    f"input has {expected}; the prior takes the same condition"
-                )
     outputs = getattr(prior, "outputs", None)
     if outputs is not None:
         check_prior_outputs(where, outputs, latent_dim)

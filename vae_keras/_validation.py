@@ -35,9 +35,6 @@ def integer(value, what, where=None, minimum=1, optional=False):
     return int(value)
 
 
-positive_int = integer
-
-
 def number(value, what, where=None, positive=False, non_negative=False):
     """A finite real number (not a bool), optionally > 0 or >= 0; returns a float."""
     try:

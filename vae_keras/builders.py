@@ -24,7 +24,7 @@ IMAGE_SHAPE = (28, 28, 1)
 
 def _check_common(where, latent_dim, num_classes, activation, units, what):
     """Checks the sizes and the hidden activation; returns `(latent_dim, num_classes, units)`."""
-    latent_dim = _validation.positive_int(latent_dim, "latent_dim", where)
+    latent_dim = _validation.integer(latent_dim, "latent_dim", where)
     num_classes = _validation.integer(num_classes, "num_classes", where, optional=True)
     try:
         keras.activations.get(activation)
@@ -39,7 +39,7 @@ def _check_common(where, latent_dim, num_classes, activation, units, what):
         raise ValueError(
             f"{where}: {what} must be a sequence of positive integers; received {what}={units!r}"
         ) from None
-    return latent_dim, num_classes, tuple(_validation.positive_int(u, what, where) for u in units)
+    return latent_dim, num_classes, tuple(_validation.integer(u, what, where) for u in units)
 
 
 def _inputs(shape, num_classes, name):
@@ -58,16 +58,13 @@ def _with_label_channels(x, label, height, width):
     """`x`, a `(height, width, channels)` map, with the one-hot label tiled as extra channels."""
     if label is None:
         return x
-    tiled = layers.Reshape((height, width, label.shape[-1]))(
-        layers.RepeatVector(height * width)(label)
-    )
+    repeated = layers.RepeatVector(height * width)(label)
+    tiled = layers.Reshape((height, width, label.shape[-1]))(repeated)
     return layers.Concatenate()([x, tiled])
 
 
 def _latent_heads(x, latent_dim):
-    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
-    return [z_mean, z_log_var]
+    return [layers.Dense(latent_dim, name=name)(x) for name in ("z_mean", "z_log_var")]
 
 
 def build_mlp_encoder(
@@ -194,7 +191,7 @@ def build_conv_encoder(
     latent_dim, num_classes, filters = _check_common(
         where, latent_dim, num_classes, activation, filters, "filters"
     )
-    dense_units = _validation.positive_int(dense_units, "dense_units", where)
+    dense_units = _validation.integer(dense_units, "dense_units", where)
     input_shape = _validation.shape(input_shape, "input_shape", 3, where)
     images, label, inputs = _inputs(input_shape, num_classes, "images")
     x = _with_label_channels(images, label, input_shape[0], input_shape[1])

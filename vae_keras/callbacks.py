@@ -60,8 +60,8 @@ def tile_images(images, n_cols, zoom=1, padding=1):
             "tile_images: expected images of shape (n, height, width, 1 or 3); "
             f"received shape {images.shape}"
         )
-    n_cols = _validation.positive_int(n_cols, "n_cols", "tile_images")
-    zoom = _validation.positive_int(zoom, "zoom", "tile_images")
+    n_cols = _validation.integer(n_cols, "n_cols", "tile_images")
+    zoom = _validation.integer(zoom, "zoom", "tile_images")
     n, height, width, channels = images.shape
     n_cols = min(n_cols, n)
     n_rows = -(-n // n_cols)
@@ -157,11 +157,11 @@ class ImageSnapshots(keras.callbacks.Callback):
                 f"{where}: give a directory for PNG files, a TensorBoard log_dir, or both; "
                 "received directory=None, log_dir=None"
             )
-        self.every_n_epochs = _validation.positive_int(every_n_epochs, "every_n_epochs", where)
-        self.num_samples = _validation.positive_int(num_samples, "num_samples", where)
-        self.num_images = _validation.positive_int(num_images, "num_images", where)
-        self.n_cols = _validation.positive_int(n_cols, "n_cols", where)
-        self.zoom = _validation.positive_int(zoom, "zoom", where)
+        self.every_n_epochs = _validation.integer(every_n_epochs, "every_n_epochs", where)
+        self.num_samples = _validation.integer(num_samples, "num_samples", where)
+        self.num_images = _validation.integer(num_images, "num_images", where)
+        self.n_cols = _validation.integer(n_cols, "n_cols", where)
+        self.zoom = _validation.integer(zoom, "zoom", where)
         # the first images (and their condition and mask)
         self.x = keras.tree.map_structure(lambda part: np.asarray(part)[: self.num_images], x)
         self.directory = None if directory is None else os.fspath(directory)
@@ -204,10 +204,8 @@ class ImageSnapshots(keras.callbacks.Callback):
             for a in (images, reconstructions)
         ]
         pairs = np.stack(rows, axis=1).reshape((-1,) + images.shape[1:])
-        return {
-            "samples": tile_images(samples, self.n_cols, zoom=self.zoom),
-            "reconstructions": tile_images(pairs, width, zoom=self.zoom),
-        }
+        samples = tile_images(samples, self.n_cols, zoom=self.zoom)
+        return {"samples": samples, "reconstructions": tile_images(pairs, width, zoom=self.zoom)}
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:

@@ -92,17 +92,14 @@ def read_idx(path):
 
 
 def _find(folder, stem):
-    for candidate in (stem, stem + ".gz"):
-        path = os.path.join(folder, candidate)
-        if os.path.isfile(path):
-            return path
-    return None
+    """The path of the file `stem` or `stem.gz` in `folder`, or None."""
+    paths = (os.path.join(folder, stem + ending) for ending in ("", ".gz"))
+    return next((path for path in paths if os.path.isfile(path)), None)
 
 
 def _read_split(folder, split):
     images_stem, labels_stem = _SPLITS[split]
-    images = read_idx(_find(folder, images_stem))
-    labels = read_idx(_find(folder, labels_stem))
+    images, labels = (read_idx(_find(folder, stem)) for stem in (images_stem, labels_stem))
     if images.ndim != 3 or labels.ndim != 1:
         raise ValueError(
             f"{folder}: {images_stem} must hold images and {labels_stem} labels; "
@@ -126,10 +123,9 @@ def _stratified_split(images, labels, train_size, seed=0):
     order = np.argsort(-(quotas - per_class), kind="stable")
     per_class[order[:remainder]] += 1
     rng = np.random.default_rng(seed)
-    test_index = []
-    for cls, k in zip(classes, per_class):
-        members = np.flatnonzero(labels == cls)
-        test_index.append(rng.permutation(members)[:k])
+    test_index = [
+        rng.permutation(np.flatnonzero(labels == cls))[:k] for cls, k in zip(classes, per_class)
+    ]
     test_mask = np.zeros(n, dtype=bool)
     test_mask[np.concatenate(test_index)] = True
     train_index = rng.permutation(np.flatnonzero(~test_mask))
@@ -171,16 +167,14 @@ def _load(name, keras_name, extra_folders=(), return_info=False):
     data_dir = os.environ.get(DATA_DIR_ENV)
     env_folder = os.path.join(data_dir, name) if data_dir else None
     installed = [f for f in extra_folders if os.path.isdir(f) and _find(f, _SPLITS["test"][0])]
-    if env_folder and (os.path.isdir(env_folder) or not installed):
-        # The folder the user named comes first; if it is missing or incomplete and
-        # nothing else is installed locally, _load_folder says which files it expected.
-        folder = env_folder
-    else:
-        folder = installed[0] if installed else None
-    if folder is not None:
-        data, description = _load_folder(folder, name)
-    else:
+    # The folder the user named comes first; if it is missing or incomplete and
+    # nothing else is installed locally, _load_folder says which files it expected.
+    named = env_folder and (os.path.isdir(env_folder) or not installed)
+    folder = env_folder if named else next(iter(installed), None)
+    if folder is None:
         data, description = _load_keras(name, keras_name)
+    else:
+        data, description = _load_folder(folder, name)
     if not return_info:
         return data
     (x_train, _), (x_test, _) = data
@@ -356,7 +350,7 @@ class DynamicBinarization(keras.utils.PyDataset):
                     f"{self.images.shape[0]} images and conditions of shape {conditions.shape}"
                 )
         self.conditions = conditions
-        self.batch_size = _validation.positive_int(batch_size, "batch_size", where)
+        self.batch_size = _validation.integer(batch_size, "batch_size", where)
         self.shuffle = bool(shuffle)
         self.seed = _validation.seed_or_draw(seed, where)
         self.epoch = 0
@@ -373,9 +367,8 @@ class DynamicBinarization(keras.utils.PyDataset):
         chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
         grey = self.images[chosen]
         binary = _draw(np.random.default_rng([self.seed, self.epoch, index]), grey)
-        if self.conditions is None:
-            return (binary,)
-        return ((binary, self.conditions[chosen]),)
+        # the model's inputs alone, as one-element tuples: (images,) or ((images, conditions),)
+        return (binary,) if self.conditions is None else ((binary, self.conditions[chosen]),)
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -52,7 +52,7 @@ def _checked(model, x, where, batch_size=None):
     """`(images, condition, mask, batch_size)`: the data checked by the model, as NumPy."""
     check_model(model, where)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-    batch_size = _validation.positive_int(batch_size, "batch_size", where)
+    batch_size = _validation.integer(batch_size, "batch_size", where)
     return (*model.checked_arrays(x, where), batch_size)
 
 
@@ -158,14 +158,13 @@ def log_importance_weights(model, x, num_samples=1000, batch_size=None, seed=Non
 def _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce):
     """`log_importance_weights`, or with `reduce` their log-mean-exp: `log_likelihood`."""
     where = "log_likelihood" if reduce else "log_importance_weights"
-    num_samples = _validation.positive_int(num_samples, "num_samples", where)
+    num_samples = _validation.integer(num_samples, "num_samples", where)
     images, condition, mask, batch_size = _checked(model, x, where, batch_size)
     rng = np.random.default_rng(_validation.seed_or_draw(seed, where))
     n = images.shape[0]
     (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, batch_size)
     if posterior is not None:
         z_mean, z_log_var = _given_posterior(posterior, n, where)
-    latent_dim = z_mean.shape[1]
     # Examples per chunk and draws per chunk, with examples x draws <= batch_size.
     log_px_fn = _log_px_function(model, n * num_samples, where)
     examples = max(1, min(n, batch_size // num_samples)) if n else 1
@@ -175,16 +174,15 @@ def _log_weights(model, x, num_samples, batch_size, seed, posterior, reduce):
     for rows in _chunks(n, examples):
         b = rows.stop - rows.start
         part = [None if a is None else ops.convert_to_tensor(a[rows]) for a in (condition, mask)]
+        posterior_rows = z_mean[rows], z_log_var[rows]  # this chunk's q(z | x) and p(z)
+        prior_rows = tuple(p[rows] for p in prior)
         weights = []
         for k0 in range(0, num_samples, draws):
             k = min(draws, num_samples - k0)
-            eps = rng.standard_normal((k * b, latent_dim), dtype="float32")
-            z = distributions.reparameterize(
-                objective.tile(z_mean[rows], k), objective.tile(z_log_var[rows], k), eps
-            )
+            eps = rng.standard_normal((k * b, z_mean.shape[1]), dtype="float32")
+            z = distributions.reparameterize(*(objective.tile(t, k) for t in posterior_rows), eps)
             log_px = log_px_fn(ops.convert_to_tensor(images[rows]), z, *part)
-            chunk_prior = tuple(p[rows] for p in prior)
-            w = objective.log_weights(log_px, z_mean[rows], z_log_var[rows], eps, chunk_prior, k)
+            w = objective.log_weights(log_px, *posterior_rows, eps, prior_rows, k)
             weights.append(ops.convert_to_numpy(w).astype("float64").T)  # (b, k)
         weights = np.concatenate(weights, axis=1)
         if reduce:  # log-mean-exp over all the draws, in float64
@@ -258,10 +256,11 @@ def log_likelihood(model, x, num_samples=1000, batch_size=None, seed=None, poste
 
 # ---------------------------------------------------- collapse diagnostics
 def _encoded(model, x, batch_size, where):
-    images, condition, _, batch_size = _checked(model, x, where, batch_size)
+    """`(images, condition, mask)` of at least one example, checked, and `_posterior_and_prior`."""
+    images, condition, mask, batch_size = _checked(model, x, where, batch_size)
     if images.shape[0] == 0:
         raise ValueError(f"{where}: needs at least one example; received 0")
-    return _posterior_and_prior(model, images, condition, batch_size)
+    return (images, condition, mask), *_posterior_and_prior(model, images, condition, batch_size)
 
 
 def kl_per_dimension(model, x, batch_size=None):
@@ -280,7 +279,7 @@ def kl_per_dimension(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`, in nats.
     """
-    posterior, prior = _encoded(model, x, batch_size, "kl_per_dimension")
+    _, posterior, prior = _encoded(model, x, batch_size, "kl_per_dimension")
     kl = distributions.kl_per_dimension(*(p.astype("float64") for p in posterior + prior))
     return np.mean(ops.convert_to_numpy(kl).astype("float64"), axis=0)
 
@@ -299,7 +298,7 @@ def posterior_mean_variance(model, x, batch_size=None):
     Returns:
         A float64 NumPy array of shape `(latent_dim,)`.
     """
-    (z_mean, _), _ = _encoded(model, x, batch_size, "posterior_mean_variance")
+    _, (z_mean, _), _ = _encoded(model, x, batch_size, "posterior_mean_variance")
     return np.var(z_mean.astype("float64"), axis=0)
 
 
@@ -400,21 +399,18 @@ def optimize_posterior(
         ready for `log_likelihood(..., posterior=...)`.
     """
     where = "optimize_posterior"
-    steps = _validation.positive_int(steps, "steps", where)
-    num_samples = _validation.positive_int(num_samples, "num_samples", where)
+    steps = _validation.integer(steps, "steps", where)
+    num_samples = _validation.integer(num_samples, "num_samples", where)
     learning_rate = _validation.number(learning_rate, "learning_rate", where, positive=True)
     if init not in ("encoder", "prior"):
         raise ValueError(f"{where}: init must be 'encoder' or 'prior'; received init={init!r}")
-    images, condition, mask, _ = _checked(model, x, where)
+    (images, condition, mask), (z_mean, z_log_var), prior = _encoded(model, x, None, where)
     if mask is not None:
         raise ValueError(
             f"{where}: a mask is not supported here (it fits q to every pixel); give "
             "[images, condition] without the mask"
         )
     n = images.shape[0]
-    if n == 0:
-        raise ValueError(f"{where}: needs at least one example; received 0")
-    (z_mean, z_log_var), prior = _posterior_and_prior(model, images, condition, DEFAULT_BATCH_SIZE)
     if init == "prior":  # N(0, I), or p(z | c) of the CVAE's prior network
         z_mean, z_log_var = prior or (np.zeros_like(z_mean), np.zeros_like(z_log_var))
     if condition is None:

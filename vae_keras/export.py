@@ -30,6 +30,7 @@ import os
 
 import keras
 
+from vae_keras._inputs import one_hot
 from vae_keras.distributions import reparameterize
 from vae_keras.models import CVAE, VAE
 
@@ -86,28 +87,26 @@ def export_serving(model, filepath):
         )
     image_shape = tuple(encoder_inputs[0].shape[1:])
     latent_dim = int(model.encoder.outputs[0].shape[-1])
-    encoder, decoder = model.encoder, model.decoder
 
-    def condition(c):
-        """A CVAE's condition as its networks take it: labels one-hot, in the compute dtype."""
-        if model.num_classes is None:
-            return tf.cast(c, model.compute_dtype)
-        return tf.one_hot(c, model.num_classes, dtype=model.compute_dtype)
-
-    def encode(images, c=None):
-        z_mean, z_log_var = encoder(images if c is None else [images, condition(c)], training=False)
-        return {"z_mean": tf.cast(z_mean, tf.float32), "z_log_var": tf.cast(z_log_var, tf.float32)}
+    def encode(images, c=None):  # the model's own encode and decode, traced
+        z_mean, z_log_var = model.encode(images if c is None else [images, c])
+        return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z, c=None):
-        z = tf.cast(z, model.compute_dtype)
-        return tf.cast(decoder(z if c is None else [z, condition(c)], training=False), "float32")
+        return model.decode(z if c is None else [z, c])
 
     def generate(n, seed, c=None):
         eps = tf.random.stateless_normal((n, latent_dim), seed=tf.stack([seed, 0]))
-        prior = () if c is None else model.prior_at(condition(c))
+        prior = ()
+        if c is not None:  # p(z | c) takes the condition as the networks do: labels one-hot
+            labels = model.num_classes is not None
+            prior = model.prior_at(one_hot(c, model.num_classes, "float32") if labels else c)
         z = reparameterize(*prior, eps) if prior else eps
         # the mean of p(x | z), as model.generate returns it
         return model.likelihood_distribution.mean(decode(z, c))
+
+    def generate_per_condition(c, seed):
+        return generate(tf.shape(c)[0], seed, c)
 
     images_spec = tf.TensorSpec((None,) + image_shape, tf.float32, name="images")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
@@ -117,16 +116,14 @@ def export_serving(model, filepath):
         "decode": (decode, [z_spec]),
         "generate": (generate, [tf.TensorSpec((), tf.int32, name="n"), seed_spec]),
     }
-    if isinstance(model, CVAE):
+    if isinstance(model, CVAE):  # each endpoint takes the condition too
         if model.num_classes is not None:
             spec = tf.TensorSpec((None,), tf.int32, name="labels")
         else:
             spec = tf.TensorSpec((None,) + tuple(encoder_inputs[1].shape[1:]), tf.float32, "c")
-        endpoints = {
-            "encode": (encode, [images_spec, spec]),
-            "decode": (decode, [z_spec, spec]),
-            "generate": (lambda c, seed: generate(tf.shape(c)[0], seed, c), [spec, seed_spec]),
-        }
+        endpoints["encode"] = (encode, [images_spec, spec])
+        endpoints["decode"] = (decode, [z_spec, spec])
+        endpoints["generate"] = (generate_per_condition, [spec, seed_spec])
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (function, signature) in endpoints.items():

@@ -150,11 +150,8 @@ class NaNGuard(keras.callbacks.Callback):
         self._snapshot = None
         self._reset()
 
-    def _reset(self):
-        self.stopped_step = None
-        self.restored_step = None
-        self.first_non_finite = None
-        self.report = None
+    def _reset(self):  # the attributes of a guard that has found nothing yet
+        self.stopped_step = self.restored_step = self.first_non_finite = self.report = None
 
     def set_model(self, model):
         if self.x is not None:
@@ -290,6 +287,44 @@ def _learning_rate(model):
         return float("nan")
 
 
+_LOWER = (
+    "lower the learning rate (now {rate:.3g}) or clip gradients "
+    "(e.g. keras.optimizers.Adam(clipnorm=1.0))"
+)
+# What the replay can find non-finite first, and what was still finite beside it.
+_FIRST = {
+    "z_mean": ("the encoder's output z_mean", ""),
+    "z_log_var": ("the encoder's output z_log_var", ""),
+    "reconstruction": ("the decoder's output", ""),
+    "reconstruction_loss": (
+        "the reconstruction term",
+        ", while z_mean, z_log_var and the mean reconstruction were finite",
+    ),
+    "kl_loss": ("the KL term", ""),
+    "loss": ("the total loss", ", while the reconstruction and KL terms were finite"),
+    "weights": ("the weights", ", while every loss term was finite: the gradients overflowed"),
+}
+# Its likeliest cause ...
+_CAUSES = {
+    "z_mean": "the encoder's weights diverged; {lower}",
+    "z_log_var": "the encoder's weights diverged; {lower}",
+    "reconstruction": "the decoder's weights diverged; {lower}",
+    "reconstruction_loss": "the decoder diverged on the sampled z; {lower}",
+    "kl_loss": "z_mean or z_log_var so large that the KL overflowed; {lower}",
+    "loss": "a regularization loss of the encoder or decoder diverged",
+    "weights": "a learning rate too large; {lower}",
+}
+# ... or, where z_log_var was already exploding (above half the float32 limit), this one.
+_EXPLODING_CAUSES = {
+    "z_log_var": "an exploding z_log_var; {lower}, or bound z_log_var in the encoder",
+    "reconstruction_loss": (
+        "an exploding z_log_var (the sampled z = z_mean + exp(z_log_var / 2) * eps "
+        "overflowed); {lower}"
+    ),
+    "kl_loss": "an exploding z_log_var (exp(z_log_var) in the KL overflowed); {lower}",
+}
+
+
 def _finding(name, updates, before, learning_rate, logs=None, value=None, now=False):
     """Text and likeliest cause for the first non-finite quantity of the replay.
 
@@ -297,69 +332,29 @@ def _finding(name, updates, before, learning_rate, logs=None, value=None, now=Fa
     holds the largest |z_mean| and z_log_var one update earlier (or, with `now`,
     at the weights the non-finite loss term was computed with).
     """
-    lower = (
-        f"lower the learning rate (now {learning_rate:.3g}) or clip gradients "
-        "(e.g. keras.optimizers.Adam(clipnorm=1.0))"
-    )
-    largest_log_var = None if before is None else before["z_log_var"]
-    context = ""
+    where = f"after {updates} replay update{'s' if updates != 1 else ''}"
+    context, exploding = "", False
     if before is not None:
         when = "At those weights" if now else "One update earlier"
         context = (
-            f" {when} the largest z_log_var was {largest_log_var:.3g} and the "
+            f" {when} the largest z_log_var was {before['z_log_var']:.3g} and the "
             f"largest |z_mean| {before['z_mean']:.3g}."
         )
-    exploding = largest_log_var is not None and largest_log_var > 0.5 * _FLOAT32_EXP_LIMIT
-    where = f"after {updates} replay update{'s' if updates != 1 else ''}"
-    exploding_log_var = f"an exploding z_log_var; {lower}, or bound z_log_var in the encoder"
-    if name in ("z_mean", "z_log_var"):
-        text = f"the encoder's output {name} became non-finite first, {where}.{context}"
-        cause = f"the encoder's weights diverged; {lower}"
-        if name == "z_log_var" and exploding:
-            cause = exploding_log_var
-    elif name == "z_log_var_overflow":
-        name = "z_log_var"
+        exploding = before["z_log_var"] > 0.5 * _FLOAT32_EXP_LIMIT
+    if name == "z_log_var_overflow":
+        name, cause = "z_log_var", _EXPLODING_CAUSES["z_log_var"]
         text = (
             f"z_log_var reached {value['z_log_var']:.3g} {where}, past {_FLOAT32_EXP_LIMIT:.1f} "
-            f"where exp(z_log_var) overflows float32.{context}"
+            "where exp(z_log_var) overflows float32."
         )
-        cause = exploding_log_var
-    elif name == "reconstruction":
-        text = f"the decoder's output became non-finite first, {where}.{context}"
-        cause = f"the decoder's weights diverged; {lower}"
-    elif name == "reconstruction_loss":
-        text = (
-            f"the reconstruction term became non-finite first, {where}, while z_mean, "
-            f"z_log_var and the mean reconstruction were finite.{context}"
-        )
-        cause = (
-            "an exploding z_log_var (the sampled z = z_mean + exp(z_log_var / 2) * eps "
-            f"overflowed); {lower}"
-            if exploding
-            else f"the decoder diverged on the sampled z; {lower}"
-        )
-    elif name == "kl_loss":
-        text = f"the KL term became non-finite first, {where}.{context}"
-        cause = (
-            f"an exploding z_log_var (exp(z_log_var) in the KL overflowed); {lower}"
-            if exploding
-            else f"z_mean or z_log_var so large that the KL overflowed; {lower}"
-        )
-    elif name == "loss":
-        beta = None if logs is None else logs.get("beta")
-        text = (
-            f"the total loss became non-finite first, {where}, while the reconstruction and "
-            f"KL terms were finite.{context}"
-        )
-        cause = (
-            f"beta times the KL term overflowed: beta ({beta:.3g}) is too large"
-            if beta is not None and np.isfinite(beta) and beta > 1e6
-            else "a regularization loss of the encoder or decoder diverged"
-        )
-    else:  # weights
-        text = (
-            f"the weights became non-finite first, {where}, while every loss term was "
-            f"finite: the gradients overflowed.{context}"
-        )
-        cause = f"a learning rate too large; {lower}"
-    return {"name": name, "text": "Replay on the diagnosis batch: " + text, "cause": cause}
+    else:
+        what, finite = _FIRST[name]
+        text = f"{what} became non-finite first, {where}{finite}."
+        cause = _CAUSES[name]
+        if exploding:
+            cause = _EXPLODING_CAUSES.get(name, cause)
+    beta = (logs or {}).get("beta")
+    if name == "loss" and beta is not None and np.isfinite(beta) and beta > 1e6:
+        cause = f"beta times the KL term overflowed: beta ({beta:.3g}) is too large"
+    cause = cause.format(lower=_LOWER.format(rate=learning_rate))
+    return {"name": name, "text": f"Replay on the diagnosis batch: {text}{context}", "cause": cause}

@@ -17,14 +17,13 @@ def _check_pair(inputs, where):
             f"received {type(inputs).__name__}"
             + (f" of length {len(inputs)}" if isinstance(inputs, (list, tuple)) else "")
         )
-    z_mean, z_log_var = inputs
-    mean_shape, log_var_shape = tuple(z_mean.shape), tuple(z_log_var.shape)
+    mean_shape, log_var_shape = (tuple(tensor.shape) for tensor in inputs)
     if shapes_differ(mean_shape, log_var_shape):
         raise ValueError(
             f"{where}: z_mean and z_log_var must have the same shape; "
             f"received {mean_shape} and {log_var_shape}"
         )
-    return z_mean, z_log_var
+    return inputs
 
 
 def _sample(z_mean, z_log_var, seed, dtype):
@@ -35,8 +34,7 @@ def _sample(z_mean, z_log_var, seed, dtype):
     `eps` is drawn in float32 (or wider): under mixed precision the arithmetic
     must not run in float16, where `exp(0.5 * z_log_var)` overflows.
     """
-    z_mean = ops.convert_to_tensor(z_mean)
-    z_log_var = ops.convert_to_tensor(z_log_var)
+    z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
     wide = keras.backend.result_type(z_mean.dtype, z_log_var.dtype, "float32")
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=wide, seed=seed)
     return ops.cast(reparameterize(z_mean, z_log_var, epsilon), dtype or z_mean.dtype)

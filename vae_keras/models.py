@@ -135,7 +135,7 @@ class VAE(LatentVariableModel):
             Bernoulli the mean, not the decoder's lambda; see `decode`).
         """
         if n is not None:
-            n = _validation.positive_int(n, "n", "VAE.generate")
+            n = _validation.integer(n, "n", "VAE.generate")
         elif z is None:
             raise ValueError("VAE.generate: give a positive n or latent codes z; received neither")
         else:
@@ -264,19 +264,9 @@ class CVAE(LatentVariableModel):
         **kwargs,
     ):
         self.num_classes = _validation.integer(num_classes, "num_classes", "CVAE", optional=True)
-        # LatentVariableModel's arguments, in its order
-        super().__init__(
-            encoder,
-            decoder,
-            beta,
-            seed,
-            likelihood,
-            free_bits,
-            sigma,
-            importance_samples,
-            prior,
-            **kwargs,
-        )
+        # LatentVariableModel's arguments after the sub-models, in its order
+        settings = (beta, seed, likelihood, free_bits, sigma, importance_samples, prior)
+        super().__init__(encoder, decoder, *settings, **kwargs)
 
     def _check_sub_models(self):
         _submodels.check_conditional_inputs(self.encoder, self.decoder, self.num_classes)

@@ -158,9 +158,7 @@ def _replicas():
         return None
     replica_context = tf.distribute.get_replica_context()
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    if replica_context is None or replicas == 1:
-        return None
-    return replica_context, replicas
+    return None if replica_context is None or replicas == 1 else (replica_context, replicas)
 
 
 def _all_reduce_sum(replica_context, value):

@@ -54,6 +54,14 @@ def _titled(fig, ax, title):
     return fig
 
 
+def _laid_out(fig, suptitle):
+    """The figure, with its title (if one is given) and a tight layout."""
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
 def image_grid(
     images, n_cols=10, row_labels=None, titles=None, cell_size=1.0, cmap="gray_r", suptitle=None
 ):
@@ -79,9 +87,8 @@ def image_grid(
         raise ValueError("image_grid: no images to draw")
     n_cols = min(n_cols, n)
     n_rows = -(-n // n_cols)
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(cell_size * n_cols, cell_size * n_rows), squeeze=False
-    )
+    figsize = (cell_size * n_cols, cell_size * n_rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set(xticks=[], yticks=[])
         ax.spines[:].set_visible(False)
@@ -92,10 +99,7 @@ def image_grid(
     if row_labels is not None:
         for row, label in enumerate(row_labels):
             axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center")
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, suptitle)
 
 
 def plot_latent_scatter(z, labels, ax=None, title=None, class_names=None, s=3, alpha=0.6):
@@ -250,10 +254,7 @@ def plot_history(
         xlabel = "epoch" if skip_epochs == 0 else f"epoch (from {skip_epochs + 1})"
         ax.set(title=name, xlabel=xlabel, ylabel="" if key == "beta" else "nats per image")
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, title)
 
 
 def save_figure(fig, name, directory="images", dpi=110):
@@ -363,9 +364,8 @@ def plot_rate_distortion(rates, distortions, labels=None, ax=None, title=None):
     ax.plot(rates, distortions, "o-", ms=5)
     span = np.array([0.0, max(rates.max(), 1e-9) * 1.1])
     best = float(np.min(rates + distortions))
-    ax.plot(
-        span, best - span, ls="--", lw=0.8, color="gray", label=f"best ELBO: R + D = {best:.1f}"
-    )
+    diagonal = f"best ELBO: R + D = {best:.1f}"
+    ax.plot(span, best - span, ls="--", lw=0.8, color="gray", label=diagonal)
     ax.legend(fontsize=8, loc="upper right")
     if labels is not None:
         for r, d, text in zip(rates, distortions, labels):

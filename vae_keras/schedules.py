@@ -49,7 +49,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, warmup_steps, start=0.0, end=1.0, delay=0):
-        self.warmup_steps = _validation.positive_int(warmup_steps, "warmup_steps", "LinearWarmup")
+        self.warmup_steps = _validation.integer(warmup_steps, "warmup_steps", "LinearWarmup")
         self.start = _validation.number(start, "start", "LinearWarmup", non_negative=True)
         self.end = _validation.number(end, "end", "LinearWarmup", non_negative=True)
         self.delay = _validation.integer(delay, "delay", "LinearWarmup", minimum=0)
@@ -90,7 +90,7 @@ class CyclicalAnnealing(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, cycle_steps, ratio=0.5, start=0.0, end=1.0, num_cycles=None):
         where = "CyclicalAnnealing"
-        self.cycle_steps = _validation.positive_int(cycle_steps, "cycle_steps", where)
+        self.cycle_steps = _validation.integer(cycle_steps, "cycle_steps", where)
         self.ratio = _validation.number(ratio, "ratio", where, positive=True)
         if self.ratio > 1:
             raise ValueError(f"{where}: ratio must lie in (0, 1]; received ratio={ratio!r}")

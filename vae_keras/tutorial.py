@@ -113,8 +113,7 @@ def load_data(name="mnist", n_train=None):
         raise ValueError(
             f"load_data: name must be one of {sorted(_LOADERS)}; received name={name!r}"
         )
-    if n_train is not None:
-        n_train = _validation.integer(n_train, "n_train", "load_data")
+    n_train = _validation.integer(n_train, "n_train", "load_data", optional=True)
     title, loader = _LOADERS[name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

@@ -133,9 +133,7 @@ def latent_explorer(
     3
     """
     explorer = _Explorer(model, images, labels, codes, z_range, class_names)
-    if interactive:
-        return explorer.widget(step)
-    return explorer.figure()
+    return explorer.widget(step) if interactive else explorer.figure()
 
 
 class _Explorer:
@@ -166,25 +164,18 @@ class _Explorer:
         self.z = None if images is None else self._encode(images)
 
     def _encode(self, images):
+        """The images' z_mean, as NumPy, from one `encode` call (uint8 images scaled to [0, 1])."""
         images = np.asarray(images)
-        scale = 255.0 if images.dtype == np.uint8 else 1.0
-        images = images.astype("float32") / scale
-        if images.ndim == 3:
-            images = images[..., None]
+        images = images.astype("float32") / (255.0 if images.dtype == np.uint8 else 1.0)
         if self.labels is not None and self.labels.shape[0] != images.shape[0]:
             raise ValueError(
                 f"latent_explorer: {self.labels.shape[0]} labels for {images.shape[0]} images"
             )
-        inputs = images
-        if self.num_classes is not None:
-            if self.labels is None:
-                raise ValueError("latent_explorer: a CVAE's encoder needs the labels of the images")
-            inputs = [
-                images,
-                ops.convert_to_numpy(one_hot(self.labels, self.num_classes, "float32")),
-            ]
-        outputs = self.model.encoder.predict(inputs, batch_size=1000, verbose=0)
-        return np.asarray(outputs[0], dtype="float32")  # z_mean
+        if self.num_classes is not None and self.labels is None:
+            raise ValueError("latent_explorer: a CVAE's encoder needs the labels of the images")
+        images = images[..., None] if images.ndim == 3 else images
+        inputs = images if self.num_classes is None else [images, self.labels]
+        return np.asarray(ops.convert_to_numpy(self.model.encode(inputs)[0]), dtype="float32")
 
     def name(self, label):
         return str(label) if self.class_names is None else str(self.class_names[int(label)])
@@ -272,10 +263,8 @@ class _Explorer:
         for control in controls:
             control.observe(redraw, names="value")
         redraw()
-        controls = widgets.VBox([*controls, image])
-        box = widgets.HBox([plane_image, controls])
-        box.z1, box.z2, box.label = sliders[0], sliders[1], label
-        box.image, box.plane = image, plane_image
+        box = widgets.HBox([plane_image, widgets.VBox([*controls, image])])
+        box.z1, box.z2, box.label, box.image, box.plane = *sliders, label, image, plane_image
         return box
 
 
