@@ -304,13 +304,14 @@ def test_likelihoods_agree_with_the_loss_and_the_log_likelihood():
 # (vae_keras/exercises/, the course's, issue 26) are counted apart. CODE_LINES_NOW is
 # the figure reached, a ceiling that only goes down.
 CODE_LINES_TARGET = 3000
-CODE_LINES_NOW = 2996
+CODE_LINES_NOW = 2998  # 2,996 for issue 30, and the 2 lines __init__.py exports issue 27 with
 # Features that later issues add, each with the budget its issue names (or, for issue 29,
 # which names none, what the first version took), counted apart from issue 30's figure.
-# Issue 27's model (semisupervised.py) adds its two export lines to __init__.py's count.
 FEATURE_BUDGETS = {
     "convolution.py": 45,  # issue 29: the transposed convolution's fast path on JAX
-    "semisupervised.py": 150,  # issue 27: Kingma et al.'s M2, the label as a latent variable
+    # issue 27: Kingma et al.'s M2, at most 150 lines added to vae_keras/, of which 2 are the
+    # export lines in __init__.py (counted above)
+    "semisupervised.py": 148,
 }
 
 
