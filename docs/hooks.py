@@ -47,6 +47,7 @@ REPORTS = (
     ("backends.md", "backends.md", "Per backend"),
     ("peers.md", "peers.md", "Against Pythae"),
     ("torch_step.md", "torch_step.md", "A PyTorch step, piece by piece"),
+    ("convolution.md", "convolution.md", "Transposed convolutions on JAX"),
     ("literature.md", "literature.md", "Binarized MNIST"),
     ("README.md", "method.md", "How it is measured"),
 )
