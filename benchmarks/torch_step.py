@@ -176,8 +176,10 @@ def measure(x_keras, x_torch, rounds, seed=1234, compiled=True, log=print):
     eager = _keras_model(seed)
     _instrument(eager, clock)
     plain = _PlainLoop(seed)
-    variants = {"keras": lambda: _keras_epoch(eager, x_keras, clock), "plain": None}
-    variants["plain"] = lambda: plain.epoch(x_torch)
+    variants = {
+        "keras": lambda: _keras_epoch(eager, x_keras, clock),
+        "plain": lambda: plain.epoch(x_torch),
+    }
     if compiled:
         fast = _keras_model(seed, jit_compile=True)
         variants["compiled"] = lambda: _keras_epoch(fast, x_keras)
