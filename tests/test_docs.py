@@ -220,6 +220,18 @@ def test_ci_runs_the_readme_commands_as_written():
     assert "--run-slow" in readme and "--run-slow" in ci
 
 
+def test_the_tests_run_on_every_core_with_each_notebook_whole():
+    """README: plain `pytest` spreads the tests over the cores (pytest-xdist, from requirements.txt);
+    nbval needs each notebook's cells on one worker, in one kernel (`--dist loadscope`)."""
+    addopts = re.search(r'^addopts = "(.*)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    options = addopts.group(1).split()
+    assert options[options.index("-n") + 1] == "auto"
+    assert options[options.index("--dist") + 1] == "loadscope"
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^pytest-xdist~=", requirements, re.M)
+    assert "`pytest -n 0`" in (ROOT / "README.md").read_text()
+
+
 def _relative_links(path):
     text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
     targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'src="([^"]+)"', text)
